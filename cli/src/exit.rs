@@ -1,0 +1,61 @@
+//! Exit codes and the one error renderer.
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 | success (also when stdout was closed early, e.g. `| head`) |
+//! | 1 | the service answered with an error, or another failure |
+//! | 2 | bad command line (clap) |
+//! | 3 | cannot connect to NATS |
+//! | 4 | no responders: the service is not running |
+//! | 5 | timed out: the outcome is unknown |
+//! | 64 | bad configuration |
+
+use plantd_shared::call::CallError;
+
+/// A service error reply.
+pub const SERVICE_ERROR: i32 = 1;
+/// NATS unreachable.
+pub const CONNECT: i32 = 3;
+/// No responders.
+pub const NO_RESPONDERS: i32 = 4;
+/// Timed out.
+pub const TIMED_OUT: i32 = 5;
+
+/// Prints `error: …` and its causes to stderr and returns the exit code.
+pub fn report(err: &anyhow::Error) -> i32 {
+    if is_broken_pipe(err) {
+        return 0;
+    }
+    eprintln!("error: {err}");
+    for cause in err.chain().skip(1) {
+        eprintln!("Caused by:\n    {cause}");
+    }
+    code_of(err)
+}
+
+fn code_of(err: &anyhow::Error) -> i32 {
+    for cause in err.chain() {
+        if let Some(call) = cause.downcast_ref::<CallError>() {
+            return match call {
+                CallError::NoResponders { .. } => NO_RESPONDERS,
+                CallError::TimedOut { .. } => TIMED_OUT,
+                _ => SERVICE_ERROR,
+            };
+        }
+        if cause
+            .downcast_ref::<plantd_shared::connection::ConnectError>()
+            .is_some()
+        {
+            return CONNECT;
+        }
+    }
+    1
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

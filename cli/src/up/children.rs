@@ -1,0 +1,187 @@
+//! The service child processes of `plant up`: which exist, how each is started, readiness.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use std::os::unix::process::CommandExt as _;
+
+use anyhow::Context as _;
+use plantd_shared::{micro::protocol::PingResponse, shutdown::Shutdown, subjects};
+
+/// A service `plant up` knows how to start.
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceSpec {
+    /// Service name (as in `$SRV.PING.<name>`).
+    pub name: &'static str,
+    /// Its binary, next to `plant`.
+    pub binary: &'static str,
+    /// Whether it keeps data (gets `data_dir=<plantd data>/<name>`).
+    pub has_data: bool,
+}
+
+/// Every service, in start order.
+pub const SERVICES: &[ServiceSpec] = &[
+    ServiceSpec {
+        name: "echo",
+        binary: "plantd-echo",
+        has_data: false,
+    },
+    ServiceSpec {
+        name: "state",
+        binary: "plantd-state",
+        has_data: true,
+    },
+];
+
+/// The services named by `--services`, or all.
+pub fn select(names: Option<&[String]>) -> anyhow::Result<Vec<&'static ServiceSpec>> {
+    let Some(names) = names else {
+        return Ok(SERVICES.iter().collect());
+    };
+    names
+        .iter()
+        .map(|n| {
+            SERVICES.iter().find(|s| s.name == n).with_context(|| {
+                let known: Vec<_> = SERVICES.iter().map(|s| s.name).collect();
+                format!("unknown service {n:?}; known: {}", known.join(", "))
+            })
+        })
+        .collect()
+}
+
+/// Path of a binary next to the running `plant`.
+pub fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("cannot locate the plant binary")?;
+    let path = exe.with_file_name(name);
+    anyhow::ensure!(
+        path.is_file(),
+        "{name} not found next to plant (looked for {}); build everything with `cargo build --workspace --bins`",
+        path.display()
+    );
+    Ok(path)
+}
+
+/// A running service child.
+pub struct ServiceChild {
+    /// Its spec.
+    pub spec: &'static ServiceSpec,
+    child: Child,
+    /// Its log file.
+    pub log_path: PathBuf,
+}
+
+impl ServiceChild {
+    /// Starts a service connected to `url`, logging to `<data>/logs/<name>.log`.
+    pub fn spawn(
+        spec: &'static ServiceSpec,
+        url: &str,
+        data_dir: &Path,
+    ) -> anyhow::Result<ServiceChild> {
+        let binary = sibling_binary(spec.binary)?;
+        let logs = data_dir.join("logs");
+        std::fs::create_dir_all(&logs)?;
+        let log_path = logs.join(format!("{}.log", spec.name));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)?;
+        let mut command = Command::new(&binary);
+        // Own process group: a terminal's Ctrl-C reaches only `plant up`, which then stops
+        // services first (they drain) and the server last.
+        command
+            .process_group(0)
+            .arg("--set")
+            .arg(format!("nats_url={url}"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        if spec.has_data {
+            command
+                .arg("--set")
+                .arg(format!("data_dir={}", data_dir.join(spec.name).display()));
+        }
+        let child = command
+            .spawn()
+            .with_context(|| format!("cannot start {}", binary.display()))?;
+        Ok(ServiceChild {
+            spec,
+            child,
+            log_path,
+        })
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM (the service drains), then SIGKILL after `grace`.
+    pub async fn stop(self, grace: Duration) -> bool {
+        plantd_shared::process_control::terminate(self.child, grace).await
+    }
+
+    fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+}
+
+/// Waits until every service answers `$SRV.PING.<name>`, failing early if one exits.
+pub async fn wait_ready(
+    client: &async_nats::Client,
+    services: &mut [ServiceChild],
+    timeout: Duration,
+    shutdown: &Shutdown,
+) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    for service in services.iter_mut() {
+        let subject = subjects::srv("PING", Some(service.spec.name), None);
+        loop {
+            anyhow::ensure!(!shutdown.is_triggered(), "interrupted while starting");
+            anyhow::ensure!(
+                !service.exited(),
+                "service {} exited during start-up; see {}",
+                service.spec.name,
+                service.log_path.display()
+            );
+            let ping = tokio::time::timeout(
+                Duration::from_millis(500),
+                client.request(subject.clone(), bytes::Bytes::new()),
+            )
+            .await;
+            if let Ok(Ok(msg)) = ping
+                && serde_json::from_slice::<PingResponse>(&msg.payload).is_ok()
+            {
+                break;
+            }
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "service {} did not answer $SRV.PING within {timeout:?}; see {}",
+                service.spec.name,
+                service.log_path.display()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    Ok(())
+}
+
+/// Waits for shutdown, or for a service to exit by itself (returns its name).
+pub async fn wait_for_exit_or_shutdown(
+    services: &mut [ServiceChild],
+    shutdown: &Shutdown,
+) -> Option<&'static str> {
+    loop {
+        for service in services.iter_mut() {
+            if service.exited() {
+                return Some(service.spec.name);
+            }
+        }
+        tokio::select! {
+            _ = shutdown.wait() => return None,
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! `plant up`: a whole local plantd in one command.
+//!
+//! Starts nats-server (JetStream on, loopback only, data under the data dir) from the
+//! embedded hub template, then every service as a **child process** (`plantd-<name>` binaries
+//! next to `plant`), waits until each answers `$SRV.PING.<name>`, prints what runs where and
+//! `ready`, and on Ctrl-C/SIGTERM stops the services (they drain), then the server. Child
+//! processes rather than in-process tasks: each service is the same binary a plant would
+//! deploy, crashes stay isolated, and its memory can be measured on its own. If a service
+//! exits by itself, `plant up` reports it and stops everything (exit 1).
+
+mod children;
+
+use std::{
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+use anyhow::Context as _;
+use plantd_shared::{nats_server, shutdown::Shutdown};
+
+use crate::context::GlobalArgs;
+use children::ServiceChild;
+
+/// Arguments of `plant up`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct UpArgs {
+    /// Where NATS, services and logs keep their data.
+    #[arg(long, env = "PLANTD_DATA_DIR", default_value = ".plantd")]
+    pub data_dir: PathBuf,
+    /// NATS client port on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 4222)]
+    pub port: u16,
+    /// Services to start (comma separated); default: all.
+    #[arg(long, value_delimiter = ',')]
+    pub services: Option<Vec<String>>,
+}
+
+/// How long services may take to answer their first PING.
+const READY_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Runs a local plantd until Ctrl-C.
+pub async fn run(args: UpArgs, _global: &GlobalArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("cannot create data dir {}", args.data_dir.display()))?;
+    let data_dir = std::fs::canonicalize(&args.data_dir)?;
+    let shutdown = Shutdown::new();
+    shutdown
+        .on_signals()
+        .context("cannot install signal handlers")?;
+
+    let specs = children::select(args.services.as_deref())?;
+    let mut options = nats_server::Options::new(data_dir.join("nats"));
+    options.port = args.port;
+    let mut server = nats_server::NatsServer::start(options).await?;
+    let url = server.url();
+    println!(
+        "nats     {url}  (pid {}, log {})",
+        server.pid().unwrap_or(0),
+        server.log_path().display()
+    );
+
+    let mut services = Vec::new();
+    for spec in specs {
+        match ServiceChild::spawn(spec, &url, &data_dir) {
+            Ok(child) => {
+                println!(
+                    "{:<8} pid {}  (log {})",
+                    spec.name,
+                    child.pid(),
+                    child.log_path.display()
+                );
+                services.push(child);
+            }
+            Err(err) => {
+                stop_all(services, &mut server).await;
+                return Err(err);
+            }
+        }
+    }
+    let client = plantd_shared::connection::connect(
+        &url,
+        None,
+        "plant-up",
+        plantd_shared::connection::StartMode::FailFast,
+        None,
+    )
+    .await?;
+    if let Err(err) = children::wait_ready(&client, &mut services, READY_TIMEOUT, &shutdown).await {
+        stop_all(services, &mut server).await;
+        return Err(err);
+    }
+    println!(
+        "ready in {:.2}s: {} services answer on {url}; Ctrl-C stops",
+        started.elapsed().as_secs_f64(),
+        services.len()
+    );
+
+    let exited = children::wait_for_exit_or_shutdown(&mut services, &shutdown).await;
+    println!("stopping");
+    stop_all(services, &mut server).await;
+    println!("stopped");
+    match exited {
+        Some(name) => anyhow::bail!(
+            "service {name} exited unexpectedly; see its log in {}",
+            data_dir.join("logs").display()
+        ),
+        None => Ok(()),
+    }
+}
+
+async fn stop_all(services: Vec<ServiceChild>, server: &mut nats_server::NatsServer) {
+    let stops = services
+        .into_iter()
+        .map(|s| s.stop(Duration::from_secs(12)));
+    futures::future::join_all(stops).await;
+    server.stop(Duration::from_secs(5)).await;
+}

@@ -1,0 +1,187 @@
+//! The read path: a small pool of read-only connections, used from async code.
+//!
+//! In WAL mode readers never wait for the writer, so reads do not go through the writer thread:
+//! each call checks a connection out of the pool on a `spawn_blocking` thread, runs the SQL from
+//! [`super::queries`] and returns it. The pool is a `Mutex<Vec<Connection>>` with a `Condvar`
+//! rather than a pool crate: with a handful of connections and short queries that is all it
+//! takes, and its size (`read_pool_size`) also bounds how many blocking threads reads can occupy.
+
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+
+use rusqlite::Connection;
+
+use super::StoreError;
+use super::pagination::{decode_token, page_size};
+use super::queries;
+use super::types::{Entry, ListPage, OutboxRow, ScopeInfo};
+use crate::validate::{self, Limits};
+
+/// A cloneable handle for reading the store from async code.
+#[derive(Debug, Clone)]
+pub struct Reader {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    pool: Mutex<Vec<Connection>>,
+    returned: Condvar,
+    limits: Limits,
+    db_id: String,
+}
+
+/// A connection checked out of the pool; goes back on drop.
+struct Checkout<'a> {
+    inner: &'a Inner,
+    conn: Option<Connection>,
+}
+
+impl Drop for Checkout<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.inner.lock().push(conn);
+            self.inner.returned.notify_one();
+        }
+    }
+}
+
+impl Inner {
+    /// The pool; a panic while holding the lock cannot leave the `Vec` half-changed, so a
+    /// poisoned lock is still usable.
+    fn lock(&self) -> MutexGuard<'_, Vec<Connection>> {
+        self.pool.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits for a free connection (blocking; called on a blocking thread).
+    fn checkout(&self) -> Checkout<'_> {
+        let mut pool = self.lock();
+        loop {
+            if let Some(conn) = pool.pop() {
+                return Checkout {
+                    inner: self,
+                    conn: Some(conn),
+                };
+            }
+            pool = self
+                .returned
+                .wait(pool)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
+impl Reader {
+    pub(crate) fn new(conns: Vec<Connection>, limits: Limits, db_id: String) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                pool: Mutex::new(conns),
+                returned: Condvar::new(),
+                limits,
+                db_id,
+            }),
+        }
+    }
+
+    /// The random id the database got when it was created; changes only if the file is
+    /// replaced, so the mirror can detect a new database and resync.
+    pub fn db_id(&self) -> &str {
+        &self.inner.db_id
+    }
+
+    /// The key and value limits the store enforces.
+    pub fn limits(&self) -> &Limits {
+        &self.inner.limits
+    }
+
+    /// Runs `f` with a pooled connection on a blocking thread.
+    async fn with_conn<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            let mut checkout = inner.checkout();
+            let conn = checkout
+                .conn
+                .as_mut()
+                .expect("a checkout holds its connection until dropped");
+            f(conn)
+        })
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "state store read task failed");
+            StoreError::Internal("a read task failed".to_owned())
+        })?
+    }
+
+    /// One key. 404 names the scope when the scope is missing, the key when only the key is.
+    pub async fn get(&self, scope: &str, key: &str) -> Result<Entry, StoreError> {
+        validate::scope(scope)?;
+        validate::key(key, &self.inner.limits)?;
+        let (scope, key) = (scope.to_owned(), key.to_owned());
+        self.with_conn(move |conn| queries::get(conn, &scope, &key))
+            .await
+    }
+
+    /// One page of the keys of `scope` that start with `prefix` (empty = all), ordered by key.
+    ///
+    /// `limit` 0 means 100; above 1000 is a 400 naming `limit`. `page_token` is empty for the
+    /// first page, else the `next_page_token` of the previous page (anything else is a 400
+    /// naming `page_token`). Pages are keyset-based: under concurrent writes no key is returned
+    /// twice and no key that exists throughout is skipped.
+    pub async fn list(
+        &self,
+        scope: &str,
+        prefix: &str,
+        limit: u32,
+        page_token: &str,
+    ) -> Result<ListPage, StoreError> {
+        let limits = &self.inner.limits;
+        validate::scope(scope)?;
+        validate::max_len("prefix", prefix, limits.max_key_bytes)?;
+        let size = page_size(limit)?;
+        let after = decode_token(page_token, limits)?;
+        let (scope, prefix) = (scope.to_owned(), prefix.to_owned());
+        self.with_conn(move |conn| queries::list(conn, &scope, &prefix, size, after.as_deref()))
+            .await
+    }
+
+    /// Every scope with its number of keys, ordered by name.
+    pub async fn scope_list(&self) -> Result<Vec<ScopeInfo>, StoreError> {
+        self.with_conn(|conn| queries::scope_list(conn)).await
+    }
+
+    /// Up to `max` outbox rows with `seq > after_seq`, in commit order — what the mirror has
+    /// yet to publish.
+    pub async fn outbox_after(
+        &self,
+        after_seq: u64,
+        max: usize,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        self.with_conn(move |conn| queries::outbox_after(conn, after_seq, max))
+            .await
+    }
+
+    /// The highest outbox sequence number ever committed (0 if none), even when the mirror has
+    /// already removed its row.
+    pub async fn last_outbox_seq(&self) -> Result<u64, StoreError> {
+        self.with_conn(|conn| queries::last_outbox_seq(conn)).await
+    }
+
+    /// A chunk of all entries of all scopes, ordered by `(scope, key)`, after `after` (`None`
+    /// starts at the beginning): pass the last entry's `(scope, key)` to get the next chunk, until
+    /// a chunk comes back shorter than `max`. For a full resync of the mirror; each chunk is its
+    /// own snapshot, and changes committed in between also reach the outbox.
+    pub async fn entries_after(
+        &self,
+        after: Option<(String, String)>,
+        max: usize,
+    ) -> Result<Vec<Entry>, StoreError> {
+        self.with_conn(move |conn| {
+            let after = after.as_ref().map(|(s, k)| (s.as_str(), k.as_str()));
+            queries::entries_after(conn, after, max)
+        })
+        .await
+    }
+}

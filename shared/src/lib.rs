@@ -1,0 +1,25 @@
+//! The library every plantd binary stands on.
+//!
+//! One place for what all services share, so no service re-implements it: layered
+//! configuration ([`config`]), the NATS connection with its events and creds ([`connection`],
+//! [`creds`]), the request/reply runtime that speaks NATS micro (ADR-32) with plantd's error and
+//! encoding contract ([`micro`], [`codec`], [`error`]), health ([`health`]), logging
+//! ([`telemetry`]), graceful shutdown ([`shutdown`]) and subject names ([`subjects`]).
+#![forbid(unsafe_code)]
+
+pub mod call;
+pub mod codec;
+pub mod config;
+pub mod connection;
+pub mod creds;
+pub mod error;
+pub mod health;
+pub mod micro;
+pub mod nats_server;
+pub mod process;
+pub mod process_control;
+pub mod shutdown;
+pub mod subjects;
+pub mod telemetry;
+
+pub use error::{ErrorCode, ServiceError};

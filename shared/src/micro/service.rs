@@ -1,0 +1,460 @@
+//! Registering a service's endpoints, dispatching requests concurrently, and draining.
+//!
+//! See the module docs of [`crate::micro`] for the contract. The flow of one request:
+//! endpoint loop (one per endpoint) → wait for an in-flight permit → spawn the handler on the
+//! instance's task tracker → reply (result or error, in the request's encoding) → count it.
+
+use std::{
+    collections::BTreeMap,
+    panic::AssertUnwindSafe,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use async_nats::{Client, HeaderMap, Subscriber};
+use bytes::Bytes;
+use futures::{FutureExt, StreamExt};
+use tokio::{sync::Semaphore, task::JoinHandle};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tracing::Instrument;
+
+use super::{
+    discovery,
+    endpoint::{Handler, RequestContext, typed},
+    protocol::{EndpointInfo, InfoResponse, StatsResponse, valid_name, valid_semver},
+    stats::Counters,
+};
+use crate::{
+    ErrorCode, ServiceError,
+    codec::{CONTENT_TYPE, Encoding, JSON, WireMessage},
+    error::{ERROR_CODE_HEADER, ERROR_HEADER},
+};
+
+/// Why a service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The service or an endpoint name does not match `^[a-zA-Z0-9_-]+$`.
+    #[error("invalid name {0:?}: use letters, digits, '-' and '_' only")]
+    InvalidName(String),
+    /// The version is not SemVer.
+    #[error("invalid version {0:?}: must be SemVer such as 1.2.3")]
+    InvalidVersion(String),
+    /// Two endpoints share a name (their STATS would be indistinguishable).
+    #[error("duplicate endpoint name {0:?}")]
+    DuplicateEndpoint(String),
+    /// Subscribing failed.
+    #[error("cannot subscribe to {subject}: {source}")]
+    Subscribe {
+        /// The subject.
+        subject: String,
+        /// The client error.
+        source: async_nats::SubscribeError,
+    },
+}
+
+/// Runtime limits of one instance.
+#[derive(Debug, Clone, Copy)]
+pub struct RuntimeOptions {
+    /// Most handlers running at once.
+    pub max_in_flight: usize,
+    /// How long `stop` waits for in-flight requests.
+    pub drain_timeout: Duration,
+}
+
+impl RuntimeOptions {
+    /// The options from a service's common settings.
+    pub fn from_config(common: &crate::config::CommonConfig) -> RuntimeOptions {
+        RuntimeOptions {
+            max_in_flight: common.max_in_flight.max(1),
+            drain_timeout: common.drain_timeout(),
+        }
+    }
+}
+
+struct PendingEndpoint {
+    name: String,
+    subject: String,
+    metadata: BTreeMap<String, String>,
+    handler: Handler,
+}
+
+/// Describes a service before it starts.
+pub struct ServiceBuilder {
+    name: String,
+    version: String,
+    description: String,
+    metadata: BTreeMap<String, String>,
+    endpoints: Vec<PendingEndpoint>,
+}
+
+/// What the runtime, discovery and stats share about a running instance.
+#[derive(Debug)]
+pub struct ServiceShared {
+    /// Service name (also the queue group).
+    pub name: String,
+    /// Instance id.
+    pub id: String,
+    /// SemVer version.
+    pub version: String,
+    /// Description.
+    pub description: String,
+    /// Metadata.
+    pub metadata: BTreeMap<String, String>,
+    /// Start time, RFC 3339 UTC.
+    pub started: String,
+    /// Endpoints, in registration order.
+    pub endpoints: Vec<Arc<EndpointShared>>,
+}
+
+/// One registered endpoint.
+pub struct EndpointShared {
+    /// Explicit endpoint name.
+    pub name: String,
+    /// Subject (may end in `>` for scoped operations).
+    pub subject: String,
+    /// Queue group (the service name).
+    pub queue_group: String,
+    /// Endpoint metadata.
+    pub metadata: BTreeMap<String, String>,
+    /// Its counters.
+    pub counters: Counters,
+    handler: Handler,
+}
+
+impl std::fmt::Debug for EndpointShared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EndpointShared")
+            .field("name", &self.name)
+            .field("subject", &self.subject)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EndpointShared {
+    pub(crate) fn info(&self) -> EndpointInfo {
+        EndpointInfo {
+            name: self.name.clone(),
+            subject: self.subject.clone(),
+            queue_group: self.queue_group.clone(),
+            metadata: self.metadata.clone(),
+        }
+    }
+}
+
+impl ServiceBuilder {
+    /// A service called `name` (also its queue group) at `version` (SemVer).
+    pub fn new(name: impl Into<String>, version: impl Into<String>) -> ServiceBuilder {
+        ServiceBuilder {
+            name: name.into(),
+            version: version.into(),
+            description: String::new(),
+            metadata: BTreeMap::new(),
+            endpoints: Vec::new(),
+        }
+    }
+
+    /// Sets the description shown by `$SRV.INFO`.
+    pub fn description(mut self, description: impl Into<String>) -> Self {
+        self.description = description.into();
+        self
+    }
+
+    /// Adds a metadata entry (shown by PING, INFO and STATS).
+    pub fn metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.metadata.insert(key.into(), value.into());
+        self
+    }
+
+    /// Adds an endpoint with an explicit name and a typed handler.
+    pub fn endpoint<Req, Resp, F, Fut>(self, name: &str, subject: String, handler: F) -> Self
+    where
+        Req: WireMessage,
+        Resp: WireMessage,
+        F: Fn(RequestContext, Req) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<Resp, ServiceError>> + Send + 'static,
+    {
+        self.raw_endpoint(name, subject, typed(handler))
+    }
+
+    /// Adds an endpoint with an erased handler.
+    pub fn raw_endpoint(mut self, name: &str, subject: String, handler: Handler) -> Self {
+        self.endpoints.push(PendingEndpoint {
+            name: name.to_string(),
+            subject,
+            metadata: BTreeMap::new(),
+            handler,
+        });
+        self
+    }
+
+    /// Subscribes every endpoint and the discovery subjects, then returns once the server
+    /// has them (so "started" means "answers requests").
+    pub async fn start(
+        self,
+        client: &Client,
+        options: RuntimeOptions,
+    ) -> Result<RunningService, StartError> {
+        if !valid_name(&self.name) {
+            return Err(StartError::InvalidName(self.name));
+        }
+        if !valid_semver(&self.version) {
+            return Err(StartError::InvalidVersion(self.version));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for e in &self.endpoints {
+            if !valid_name(&e.name) {
+                return Err(StartError::InvalidName(e.name.clone()));
+            }
+            if !seen.insert(e.name.clone()) {
+                return Err(StartError::DuplicateEndpoint(e.name.clone()));
+            }
+        }
+        let started = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .expect("the current UTC time always formats as RFC 3339");
+        let mut subscriptions = Vec::new();
+        let mut endpoints = Vec::new();
+        for e in self.endpoints {
+            let sub = client
+                .queue_subscribe(e.subject.clone(), self.name.clone())
+                .await
+                .map_err(|source| StartError::Subscribe {
+                    subject: e.subject.clone(),
+                    source,
+                })?;
+            subscriptions.push(sub);
+            endpoints.push(Arc::new(EndpointShared {
+                name: e.name,
+                subject: e.subject,
+                queue_group: self.name.clone(),
+                metadata: e.metadata,
+                counters: Counters::default(),
+                handler: e.handler,
+            }));
+        }
+        let shared = Arc::new(ServiceShared {
+            name: self.name,
+            id: nuid::next().to_string(),
+            version: self.version,
+            description: self.description,
+            metadata: self.metadata,
+            started,
+            endpoints,
+        });
+
+        let accept_stop = CancellationToken::new();
+        let discovery_stop = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let permits = Arc::new(Semaphore::new(options.max_in_flight.max(1)));
+        let loops = subscriptions
+            .into_iter()
+            .zip(shared.endpoints.iter())
+            .map(|(sub, ep)| {
+                tokio::spawn(accept_loop(AcceptLoop {
+                    sub,
+                    endpoint: Arc::clone(ep),
+                    client: client.clone(),
+                    permits: Arc::clone(&permits),
+                    tracker: tracker.clone(),
+                    stop: accept_stop.clone(),
+                    drain_timeout: options.drain_timeout,
+                }))
+            })
+            .collect();
+        let discovery =
+            discovery::spawn(client.clone(), Arc::clone(&shared), discovery_stop.clone())
+                .await
+                .map_err(|source| StartError::Subscribe {
+                    subject: "$SRV.>".into(),
+                    source,
+                })?;
+        // Once the server answered a flush, it has seen every SUB above. While disconnected
+        // (services start before NATS by design) this returns an error we can ignore: the
+        // subscriptions are sent on connect.
+        let _ = client.flush().await;
+        tracing::info!(service = %shared.name, id = %shared.id, "service started");
+        Ok(RunningService {
+            shared,
+            client: client.clone(),
+            accept_stop,
+            discovery_stop,
+            loops,
+            discovery,
+            tracker,
+            drain_timeout: options.drain_timeout,
+        })
+    }
+}
+
+/// A running service instance.
+pub struct RunningService {
+    shared: Arc<ServiceShared>,
+    client: Client,
+    accept_stop: CancellationToken,
+    discovery_stop: CancellationToken,
+    loops: Vec<JoinHandle<()>>,
+    discovery: JoinHandle<()>,
+    tracker: TaskTracker,
+    drain_timeout: Duration,
+}
+
+impl RunningService {
+    /// The instance id.
+    pub fn id(&self) -> &str {
+        &self.shared.id
+    }
+
+    /// What `$SRV.INFO` answers for this instance.
+    pub fn info(&self) -> InfoResponse {
+        discovery::info(&self.shared)
+    }
+
+    /// What `$SRV.STATS` answers for this instance.
+    pub fn stats(&self) -> StatsResponse {
+        discovery::stats(&self.shared)
+    }
+
+    /// Stops gracefully: unsubscribe the endpoints (new requests go to other instances),
+    /// finish buffered and in-flight requests within the drain timeout, then stop discovery.
+    /// Returns `false` when the grace period ran out with requests still running.
+    pub async fn stop(self) -> bool {
+        let name = self.shared.name.clone();
+        tracing::info!(service = %name, "draining");
+        self.accept_stop.cancel();
+        let deadline = tokio::time::Instant::now() + self.drain_timeout;
+        for handle in self.loops {
+            let _ = tokio::time::timeout_at(deadline, handle).await;
+        }
+        self.tracker.close();
+        let drained = tokio::time::timeout_at(deadline, self.tracker.wait())
+            .await
+            .is_ok();
+        if drained {
+            tracing::info!(service = %name, "drained");
+        } else {
+            tracing::warn!(service = %name, "drain timeout ran out with requests in flight");
+        }
+        self.discovery_stop.cancel();
+        let _ = self.discovery.await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.client.flush()).await;
+        drained
+    }
+}
+
+struct AcceptLoop {
+    sub: Subscriber,
+    endpoint: Arc<EndpointShared>,
+    client: Client,
+    permits: Arc<Semaphore>,
+    tracker: TaskTracker,
+    stop: CancellationToken,
+    drain_timeout: Duration,
+}
+
+/// Takes requests off one endpoint's subscription until it is drained.
+async fn accept_loop(mut l: AcceptLoop) {
+    let mut drain_deadline = None;
+    loop {
+        let msg = match drain_deadline {
+            None => tokio::select! {
+                biased;
+                _ = l.stop.cancelled() => {
+                    if let Err(err) = l.sub.drain().await {
+                        tracing::warn!(error = %err, "cannot unsubscribe endpoint; stopping it");
+                        break;
+                    }
+                    drain_deadline = Some(tokio::time::Instant::now() + l.drain_timeout);
+                    continue;
+                }
+                msg = l.sub.next() => msg,
+            },
+            // Draining: take what the server already sent until the subscription ends. The
+            // end is signalled by the server's PONG, which never comes while disconnected, so
+            // a lost connection ends the drain too (nothing more can arrive).
+            Some(deadline) => tokio::select! {
+                msg = l.sub.next() => msg,
+                _ = tokio::time::sleep_until(deadline) => break,
+                _ = disconnected(&l.client) => break,
+            },
+        };
+        let Some(msg) = msg else { break };
+        let permit = Arc::clone(&l.permits)
+            .acquire_owned()
+            .await
+            .expect("the in-flight semaphore is never closed");
+        let endpoint = Arc::clone(&l.endpoint);
+        let client = l.client.clone();
+        l.tracker.spawn(async move {
+            handle(msg, &endpoint, &client).await;
+            drop(permit);
+        });
+    }
+}
+
+/// Resolves once the client is not connected.
+async fn disconnected(client: &Client) {
+    while client.connection_state() == async_nats::connection::State::Connected {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Handles one request and answers it.
+async fn handle(msg: async_nats::Message, endpoint: &EndpointShared, client: &Client) {
+    let started = Instant::now();
+    let Some(reply) = msg.reply else {
+        tracing::debug!(subject = %msg.subject, "request without reply subject ignored");
+        return;
+    };
+    let ctx = RequestContext {
+        subject: msg.subject.to_string(),
+        encoding: Encoding::from_headers(msg.headers.as_ref()),
+        headers: msg.headers,
+    };
+    let encoding = ctx.encoding;
+    let span = tracing::debug_span!("request", endpoint = %endpoint.name, subject = %ctx.subject);
+    let result = AssertUnwindSafe((endpoint.handler)(ctx, msg.payload))
+        .catch_unwind()
+        .instrument(span)
+        .await
+        .unwrap_or_else(|_| {
+            tracing::error!(endpoint = %endpoint.name, "handler panicked");
+            Err(ServiceError::new(ErrorCode::Internal, "internal error"))
+        });
+    let max_payload = client.server_info().max_payload;
+    let result = match result {
+        Ok(body) if max_payload > 0 && body.len() > max_payload => Err(ServiceError::new(
+            ErrorCode::TooLarge,
+            format!(
+                "reply is {} bytes, over the server's max_payload of {max_payload}",
+                body.len()
+            ),
+        )),
+        other => other,
+    };
+    let (headers, body, error) = match result {
+        Ok(body) => (encoding.headers(), body, None),
+        Err(err) => (
+            error_headers(&err),
+            Bytes::from(err.to_json_body()),
+            Some(err),
+        ),
+    };
+    if let Err(err) = client.publish_with_headers(reply, headers, body).await {
+        tracing::warn!(endpoint = %endpoint.name, error = %err, "cannot send reply");
+    }
+    endpoint.counters.record(started.elapsed(), error.as_ref());
+}
+
+/// The ADR-32 error headers (header values cannot hold line breaks).
+fn error_headers(err: &ServiceError) -> HeaderMap {
+    let text: String = err
+        .message
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let mut headers = HeaderMap::new();
+    headers.insert(ERROR_HEADER, text.as_str());
+    headers.insert(ERROR_CODE_HEADER, err.code.as_u16().to_string().as_str());
+    headers.insert(CONTENT_TYPE, JSON);
+    headers
+}

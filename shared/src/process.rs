@@ -1,0 +1,127 @@
+//! What every service binary does around its handlers, written once.
+//!
+//! A service's `main` is thin (CONVENTIONS.md): parse [`ServiceArgs`], [`load_config`] (which
+//! exits 64 listing every bad setting), then call its library `run(config, shutdown)`. `run`
+//! calls [`ServiceProcess::start`] for logging, health endpoint and NATS connection, builds its
+//! endpoints, and hands them to [`ServiceProcess::serve`], which runs until shutdown and
+//! drains. `plant up` and tests call the same `run` in-process or as child processes.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::{
+    config::{self, CommonConfig, Layers},
+    connection,
+    health::Health,
+    micro::{ServiceBuilder, StartError, service::RuntimeOptions},
+    shutdown::Shutdown,
+};
+
+/// Flags every service binary accepts.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServiceArgs {
+    /// YAML configuration file (settings as `name: value`).
+    #[arg(short, long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Override one setting (repeatable): `--set max_in_flight=64`.
+    #[arg(long = "set", value_name = "NAME=VALUE", value_parser = config::parse_flag)]
+    pub set: Vec<(String, String)>,
+}
+
+/// Loads a service's configuration from file, environment and flags; on any bad setting
+/// prints them all to stderr and exits with 64.
+pub fn load_config<T>(service: &str, args: &ServiceArgs) -> T
+where
+    T: Serialize + DeserializeOwned + Default,
+{
+    let layers = Layers::from_process(args.config.clone(), args.set.clone());
+    match config::load(service, &layers) {
+        Ok(cfg) => cfg,
+        Err(err) => {
+            eprintln!("error: {err}");
+            std::process::exit(config::EXIT_USAGE);
+        }
+    }
+}
+
+/// Errors starting or running a service.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The health listener could not bind.
+    #[error("cannot serve /healthz on {listen}: {source}")]
+    Health {
+        /// The configured address.
+        listen: String,
+        /// The IO error.
+        source: std::io::Error,
+    },
+    /// NATS connection set-up failed.
+    #[error(transparent)]
+    Connect(#[from] connection::ConnectError),
+    /// The service could not register.
+    #[error(transparent)]
+    Start(#[from] StartError),
+    /// A service-specific start-up step failed.
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// The running process around a service: logging, health, NATS client, shutdown.
+pub struct ServiceProcess {
+    /// The NATS client.
+    pub client: async_nats::Client,
+    /// The service's health checks.
+    pub health: Health,
+    /// Where `/healthz` is served, if enabled.
+    pub health_addr: Option<SocketAddr>,
+    /// The shutdown signal.
+    pub shutdown: Shutdown,
+    options: RuntimeOptions,
+}
+
+impl ServiceProcess {
+    /// Initialises logging, serves `/healthz` and connects to NATS (retrying in the
+    /// background, so a service may start before its server).
+    pub async fn start(
+        service: &str,
+        common: &CommonConfig,
+        shutdown: Shutdown,
+    ) -> Result<ServiceProcess, ServeError> {
+        crate::telemetry::init(common.log_format, &common.log_level);
+        let health = Health::new();
+        let health_addr = if common.health_listen.is_empty() {
+            None
+        } else {
+            let addr =
+                crate::health::serve(&common.health_listen, health.clone(), shutdown.clone())
+                    .await
+                    .map_err(|source| ServeError::Health {
+                        listen: common.health_listen.clone(),
+                        source,
+                    })?;
+            tracing::info!(service, health = %format!("http://{addr}/healthz"), "health endpoint listening");
+            Some(addr)
+        };
+        let client_name = format!("plantd-{service}");
+        let client = connection::connect_service(common, &client_name, &health).await?;
+        Ok(ServiceProcess {
+            client,
+            health,
+            health_addr,
+            shutdown,
+            options: RuntimeOptions::from_config(common),
+        })
+    }
+
+    /// Starts the service (adding the health URL to its metadata), runs it until shutdown,
+    /// then drains. Returns whether the drain finished within the grace period.
+    pub async fn serve(&self, mut builder: ServiceBuilder) -> Result<bool, ServeError> {
+        if let Some(addr) = self.health_addr {
+            builder = builder.metadata("health_url", format!("http://{addr}/healthz"));
+        }
+        let running = builder.start(&self.client, self.options).await?;
+        self.shutdown.wait().await;
+        Ok(running.stop().await)
+    }
+}

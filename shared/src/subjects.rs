@@ -1,0 +1,189 @@
+//! Every NATS subject plantd uses is built here, never with `format!` at a call site.
+//!
+//! The operation comes before the resource (`plantd.state.get.<scope>`) so that one NATS
+//! permission with a wildcard grants one operation on a subtree (DESIGN.md, wire contract).
+//! Scope tokens are validated here too, because a bad token would otherwise turn into a
+//! wildcard or an invalid subject.
+
+use thiserror::Error;
+
+/// Root token of every plantd subject.
+pub const ROOT: &str = "plantd";
+
+/// Prefix of the NATS micro discovery subjects (ADR-32).
+pub const SRV_PREFIX: &str = "$SRV";
+
+/// Why a scope was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ScopeError {
+    /// The scope was empty.
+    #[error("scope must not be empty")]
+    Empty,
+    /// One dot-separated token was empty (`a..b`, `.a`, `a.`).
+    #[error("scope {scope:?} has an empty token")]
+    EmptyToken {
+        /// The scope as given.
+        scope: String,
+    },
+    /// A token held a wildcard, whitespace or a control character.
+    #[error(
+        "scope {scope:?} has an invalid character {ch:?} (no '*', '>', whitespace or control characters)"
+    )]
+    InvalidChar {
+        /// The scope as given.
+        scope: String,
+        /// The first offending character.
+        ch: char,
+    },
+    /// The scope is longer than [`MAX_SCOPE_BYTES`].
+    #[error("scope is {len} bytes, the maximum is {MAX_SCOPE_BYTES}")]
+    TooLong {
+        /// Its length in bytes.
+        len: usize,
+    },
+}
+
+/// Longest scope accepted, in bytes.
+pub const MAX_SCOPE_BYTES: usize = 256;
+
+/// Checks a scope: one or more dot-separated tokens, none empty, no `*`, `>`, whitespace or
+/// control characters. Reverse-DNS names such as `org.plantd.Service1` are valid scopes.
+pub fn validate_scope(scope: &str) -> Result<(), ScopeError> {
+    if scope.is_empty() {
+        return Err(ScopeError::Empty);
+    }
+    if scope.len() > MAX_SCOPE_BYTES {
+        return Err(ScopeError::TooLong { len: scope.len() });
+    }
+    for token in scope.split('.') {
+        if token.is_empty() {
+            return Err(ScopeError::EmptyToken {
+                scope: scope.to_string(),
+            });
+        }
+        if let Some(ch) = token
+            .chars()
+            .find(|c| *c == '*' || *c == '>' || c.is_whitespace() || c.is_control())
+        {
+            return Err(ScopeError::InvalidChar {
+                scope: scope.to_string(),
+                ch,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `plantd.<module>.<op>`: an endpoint of a module such as echo.
+pub fn module_op(module: &str, op: &str) -> String {
+    [ROOT, module, op].join(".")
+}
+
+/// The state service's subjects.
+pub mod state {
+    use super::ROOT;
+
+    /// Service name of the state service (micro name and queue group).
+    pub const SERVICE: &str = "state";
+
+    /// `plantd.state.<op>.<scope>` for a key operation (`get`, `set`, `delete`, `list`).
+    pub fn key_op(op: &str, scope: &str) -> String {
+        [ROOT, SERVICE, op, scope].join(".")
+    }
+
+    /// `plantd.state.<op>.>`: what a state instance subscribes to for a key operation.
+    pub fn key_op_all(op: &str) -> String {
+        [ROOT, SERVICE, op, ">"].join(".")
+    }
+
+    /// `plantd.state.scope.<op>.<scope>` (`create`, `delete`).
+    pub fn scope_op(op: &str, scope: &str) -> String {
+        [ROOT, SERVICE, "scope", op, scope].join(".")
+    }
+
+    /// `plantd.state.scope.<op>.>`.
+    pub fn scope_op_all(op: &str) -> String {
+        [ROOT, SERVICE, "scope", op, ">"].join(".")
+    }
+
+    /// `plantd.state.scope.list`.
+    pub fn scope_list() -> String {
+        [ROOT, SERVICE, "scope", "list"].join(".")
+    }
+
+    /// Number of subject tokens before the scope in a key operation subject.
+    pub const KEY_OP_PREFIX_TOKENS: usize = 3;
+
+    /// Number of subject tokens before the scope in a scope operation subject.
+    pub const SCOPE_OP_PREFIX_TOKENS: usize = 4;
+}
+
+/// `$SRV.<VERB>`, `$SRV.<VERB>.<name>` and `$SRV.<VERB>.<name>.<id>` (ADR-32).
+pub fn srv(verb: &str, name: Option<&str>, id: Option<&str>) -> String {
+    let mut parts = vec![SRV_PREFIX, verb];
+    parts.extend(name);
+    parts.extend(id);
+    parts.join(".")
+}
+
+/// The subject tokens after the first `prefix_tokens` ones, joined back with dots; `None` when
+/// the subject has no more tokens than that.
+pub fn tail(subject: &str, prefix_tokens: usize) -> Option<&str> {
+    let mut rest = subject;
+    for _ in 0..prefix_tokens {
+        rest = rest.split_once('.')?.1;
+    }
+    (!rest.is_empty()).then_some(rest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_accept_reverse_dns_and_reject_wildcards() {
+        assert!(validate_scope("site1").is_ok());
+        assert!(validate_scope("org.plantd.Service1").is_ok());
+        assert!(validate_scope("site1.line2.oven").is_ok());
+        assert_eq!(validate_scope(""), Err(ScopeError::Empty));
+        for bad in ["a..b", ".a", "a."] {
+            assert!(matches!(
+                validate_scope(bad),
+                Err(ScopeError::EmptyToken { .. })
+            ));
+        }
+        for bad in ["a.*", "a.>", "a b", "a\tb", "a\u{0}"] {
+            assert!(
+                matches!(validate_scope(bad), Err(ScopeError::InvalidChar { .. })),
+                "{bad:?}"
+            );
+        }
+        assert!(matches!(
+            validate_scope(&"a".repeat(MAX_SCOPE_BYTES + 1)),
+            Err(ScopeError::TooLong { .. })
+        ));
+    }
+
+    #[test]
+    fn subjects_put_the_operation_before_the_scope() {
+        assert_eq!(
+            state::key_op("get", "site1.oven"),
+            "plantd.state.get.site1.oven"
+        );
+        assert_eq!(
+            state::scope_op("create", "a"),
+            "plantd.state.scope.create.a"
+        );
+        assert_eq!(state::scope_list(), "plantd.state.scope.list");
+        assert_eq!(module_op("echo", "slow"), "plantd.echo.slow");
+        assert_eq!(srv("PING", Some("echo"), None), "$SRV.PING.echo");
+        assert_eq!(srv("INFO", None, None), "$SRV.INFO");
+    }
+
+    #[test]
+    fn tail_strips_prefix_tokens() {
+        assert_eq!(tail("plantd.state.get.site1.oven", 3), Some("site1.oven"));
+        assert_eq!(tail("plantd.state.get", 3), None);
+        assert_eq!(tail("plantd.state.get.", 3), None);
+    }
+}
