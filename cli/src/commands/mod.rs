@@ -1,8 +1,11 @@
 //! The subcommands of `plant`, one file each; this module only defines the tree and
 //! dispatches.
 
+mod bench;
 mod req;
+mod scope;
 mod services;
+mod state;
 
 use clap::{Parser, Subcommand};
 
@@ -26,6 +29,12 @@ enum Command {
     Services(services::ServicesArgs),
     /// Send one request and print the reply (like `nats req`).
     Req(req::ReqArgs),
+    /// Read, write, list and watch keys in a scope.
+    State(state::StateArgs),
+    /// Create, delete and list scopes.
+    Scope(scope::ScopeArgs),
+    /// Measure plantd against raw NATS baselines in one run.
+    Bench(bench::BenchArgs),
 }
 
 /// Runs the parsed command line.
@@ -36,5 +45,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Up(args) => crate::up::run(args, &cli.global).await,
         Command::Services(args) => args.run(&cli.global, &mut out).await,
         Command::Req(args) => args.run(&cli.global, &mut out).await,
+        Command::State(args) => args.run(&cli.global, &mut out).await,
+        Command::Scope(args) => args.run(&cli.global, &mut out).await,
+        Command::Bench(args) => args.run(&cli.global, &mut out).await,
     }
 }

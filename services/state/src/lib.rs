@@ -8,6 +8,82 @@
 //! whether it arrives over NATS or from a test.
 #![forbid(unsafe_code)]
 
+pub mod config;
+pub mod handlers;
 pub mod kvkey;
+pub mod mirror;
 pub mod store;
 pub mod validate;
+pub mod watch;
+
+use std::sync::Arc;
+
+use plantd_shared::{
+    micro::ServiceBuilder,
+    process::{ServeError, ServiceProcess},
+    shutdown::Shutdown,
+    subjects::state::SERVICE,
+};
+
+pub use config::StateConfig;
+
+/// Runs the state service until `shutdown`: opens the store, starts the KV mirror, serves the
+/// endpoints, and on shutdown drains requests, lets the mirror flush, and stops the writer.
+pub async fn run(config: StateConfig, shutdown: Shutdown) -> Result<(), ServeError> {
+    let problems = config.problems();
+    if !problems.is_empty() {
+        return Err(ServeError::Setup(format!(
+            "invalid configuration: {}",
+            problems.join("; ")
+        )));
+    }
+    let process = ServiceProcess::start(SERVICE, &config.common, shutdown.clone()).await?;
+    let data_dir = std::path::PathBuf::from(&config.data_dir);
+    let db_path = data_dir.join("state.db");
+    let store_config = config.store();
+    let (writer, reader, writer_thread) = tokio::task::spawn_blocking(move || {
+        std::fs::create_dir_all(&data_dir)
+            .map_err(|e| format!("cannot create data dir {}: {e}", data_dir.display()))?;
+        store::Store::open(&db_path, store_config)
+            .map_err(|e| format!("cannot open {}: {e}", db_path.display()))
+    })
+    .await
+    .map_err(|e| ServeError::Setup(format!("store start-up task failed: {e}")))?
+    .map_err(ServeError::Setup)?;
+
+    let mirror = mirror::Mirror {
+        js: async_nats::jetstream::new(process.client.clone()),
+        bucket: mirror::BucketSettings {
+            name: config.kv_bucket.clone(),
+            history: config.kv_history,
+            max_value_bytes: config.max_value_bytes,
+        },
+        reader: reader.clone(),
+        writer: writer.clone(),
+        health: process.health.clone(),
+        window: config.mirror_window,
+    };
+    // The mirror gets its own shutdown signal, triggered only after the endpoints drained,
+    // so the changes of the last requests are still mirrored.
+    let mirror_shutdown = Shutdown::new();
+    let mirror_task = tokio::spawn(mirror.run(mirror_shutdown.clone()));
+
+    let app = Arc::new(handlers::StateApp {
+        writer: writer.clone(),
+        reader,
+    });
+    let builder = ServiceBuilder::new(SERVICE, env!("CARGO_PKG_VERSION"))
+        .description("Keys in scopes: SQLite source of truth mirrored to JetStream KV")
+        .metadata("kv_bucket", config.kv_bucket.clone())
+        .metadata(
+            "durability",
+            format!("{:?}", config.durability).to_lowercase(),
+        );
+    let served = process.serve(handlers::register(builder, app)).await;
+
+    mirror_shutdown.trigger();
+    let _ = mirror_task.await;
+    writer.shutdown().await;
+    let _ = tokio::task::spawn_blocking(move || writer_thread.join()).await;
+    served.map(|_| ())
+}

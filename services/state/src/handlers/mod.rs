@@ -1,0 +1,67 @@
+//! The state endpoints, wired to the store. One file per family: [`keys`] (get, set, delete,
+//! list) and [`scopes`] (scope create, delete, list); [`convert`] maps store types and errors
+//! to the wire in one place.
+//!
+//! Key operations listen on `plantd.state.<op>.>` and take the scope from the subject tail,
+//! so a NATS permission on `plantd.state.get.site1.>` grants reads of site1's subtree.
+
+mod convert;
+mod keys;
+mod scopes;
+
+use std::sync::Arc;
+
+use plantd_shared::{
+    ServiceError,
+    micro::{RequestContext, ServiceBuilder},
+    subjects::state as subj,
+};
+
+use crate::store::{Reader, WriteHandle};
+
+/// What every handler shares.
+pub struct StateApp {
+    /// Group-committing writer.
+    pub writer: WriteHandle,
+    /// Read pool.
+    pub reader: Reader,
+}
+
+impl StateApp {
+    /// The scope of a key-operation or scope-operation subject (the store validates it).
+    fn scope_of(ctx: &RequestContext, prefix_tokens: usize) -> Result<String, ServiceError> {
+        ctx.subject_tail(prefix_tokens)
+            .map(str::to_string)
+            .ok_or_else(|| ServiceError::invalid_field("scope", "the subject names no scope"))
+    }
+}
+
+/// Adds every state endpoint to `builder`.
+pub fn register(builder: ServiceBuilder, app: Arc<StateApp>) -> ServiceBuilder {
+    macro_rules! route {
+        ($builder:expr, $name:literal, $subject:expr, $handler:path) => {{
+            let app = Arc::clone(&app);
+            $builder.endpoint($name, $subject, move |ctx, req| {
+                let app = Arc::clone(&app);
+                async move { $handler(&app, ctx, req).await }
+            })
+        }};
+    }
+    let b = route!(builder, "get", subj::key_op_all("get"), keys::get);
+    let b = route!(b, "set", subj::key_op_all("set"), keys::set);
+    let b = route!(b, "delete", subj::key_op_all("delete"), keys::delete);
+    let b = route!(b, "list", subj::key_op_all("list"), keys::list);
+    let b = route!(
+        b,
+        "scope-create",
+        subj::scope_op_all("create"),
+        scopes::create
+    );
+    let b = route!(
+        b,
+        "scope-delete",
+        subj::scope_op_all("delete"),
+        scopes::delete
+    );
+    route!(b, "scope-list", subj::scope_list(), scopes::list)
+}
