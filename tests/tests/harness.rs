@@ -123,7 +123,7 @@ async fn a_taken_port_fails_fast_with_the_log() -> anyhow::Result<()> {
         .await
         .expect_err("port is taken");
     assert!(
-        format!("{err:#}").contains("exited during startup"),
+        format!("{err:#}").contains("address already in use"),
         "{err:#}"
     );
     Ok(())

@@ -74,11 +74,13 @@ pub struct ServiceChild {
 }
 
 impl ServiceChild {
-    /// Starts a service connected to `url`, logging to `<data>/logs/<name>.log`.
+    /// Starts a service connected to `url`, logging to `<data>/logs/<name>.log`. `extra_sets`
+    /// are further `name=value` settings passed as `--set` after the defaults (later wins).
     pub fn spawn(
         spec: &'static ServiceSpec,
         url: &str,
         data_dir: &Path,
+        extra_sets: &[String],
     ) -> anyhow::Result<ServiceChild> {
         let binary = sibling_binary(spec.binary)?;
         let logs = data_dir.join("logs");
@@ -102,6 +104,9 @@ impl ServiceChild {
             command
                 .arg("--set")
                 .arg(format!("data_dir={}", data_dir.join(spec.name).display()));
+        }
+        for setting in extra_sets {
+            command.arg("--set").arg(setting);
         }
         let child = command
             .spawn()

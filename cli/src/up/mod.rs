@@ -8,7 +8,7 @@
 //! deploy, crashes stay isolated, and its memory can be measured on its own. If a service
 //! exits by itself, `plant up` reports it and stops everything (exit 1).
 
-mod children;
+pub(crate) mod children;
 
 use std::{
     path::PathBuf,
@@ -56,13 +56,13 @@ pub async fn run(args: UpArgs, _global: &GlobalArgs) -> anyhow::Result<()> {
     let url = server.url();
     println!(
         "nats     {url}  (pid {}, log {})",
-        server.pid().unwrap_or(0),
+        server.pid(),
         server.log_path().display()
     );
 
     let mut services = Vec::new();
     for spec in specs {
-        match ServiceChild::spawn(spec, &url, &data_dir) {
+        match ServiceChild::spawn(spec, &url, &data_dir, &[]) {
             Ok(child) => {
                 println!(
                     "{:<8} pid {}  (log {})",

