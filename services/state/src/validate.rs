@@ -11,7 +11,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Largest scope, in bytes, including the dots between its tokens.
-pub const MAX_SCOPE_BYTES: usize = 256;
+pub const MAX_SCOPE_BYTES: usize = plantd_shared::subjects::MAX_SCOPE_BYTES;
 
 /// Default for [`Limits::max_key_bytes`].
 pub const DEFAULT_MAX_KEY_BYTES: usize = 1024;
@@ -87,39 +87,22 @@ impl ValidationError {
     }
 }
 
-/// Checks a scope: one or more dot-separated subject tokens, at most [`MAX_SCOPE_BYTES`].
+/// Checks a scope: one or more dot-separated subject tokens, at most [`MAX_SCOPE_BYTES`]. The
+/// rule itself is the one every plantd subject uses ([`plantd_shared::subjects::validate_scope`]);
+/// this maps it to a 400 naming the field.
 ///
 /// A scope longer than the limit is a 400, not a 413: it names a place in the subject space and
 /// is not a payload.
 pub fn scope(scope: &str) -> Result<(), ValidationError> {
+    use plantd_shared::subjects::{ScopeError, validate_scope};
     const FIELD: &str = "scope";
-    if scope.is_empty() {
-        return Err(ValidationError::Empty { field: FIELD });
-    }
-    if scope.len() > MAX_SCOPE_BYTES {
-        return Err(ValidationError::Invalid {
+    validate_scope(scope).map_err(|err| match err {
+        ScopeError::Empty => ValidationError::Empty { field: FIELD },
+        other => ValidationError::Invalid {
             field: FIELD,
-            reason: format!("is {} bytes, the maximum is {MAX_SCOPE_BYTES}", scope.len()),
-        });
-    }
-    for (index, token) in scope.split('.').enumerate() {
-        if token.is_empty() {
-            return Err(ValidationError::Invalid {
-                field: FIELD,
-                reason: format!("{scope:?} has an empty token at position {}", index + 1),
-            });
-        }
-        if let Some(bad) = token
-            .chars()
-            .find(|c| matches!(c, '*' | '>') || c.is_whitespace() || c.is_control())
-        {
-            return Err(ValidationError::Invalid {
-                field: FIELD,
-                reason: format!("token {token:?} contains the forbidden character {bad:?}"),
-            });
-        }
-    }
-    Ok(())
+            reason: other.to_string().trim_start_matches("scope ").to_string(),
+        },
+    })
 }
 
 /// Checks a key: non-empty UTF-8 of at most `limits.max_key_bytes` bytes.
