@@ -125,3 +125,24 @@ impl ServiceProcess {
         Ok(running.stop().await)
     }
 }
+
+/// The whole `main` of a service binary: parse [`ServiceArgs`], load the config (exit 64 on
+/// bad settings), install SIGINT/SIGTERM handling, run `run(config, shutdown)`; print its
+/// error and exit 1 if it fails.
+pub async fn service_main<T, F, Fut>(service: &str, args: ServiceArgs, run: F)
+where
+    T: Serialize + DeserializeOwned + Default,
+    F: FnOnce(T, Shutdown) -> Fut,
+    Fut: std::future::Future<Output = Result<(), ServeError>>,
+{
+    let config: T = load_config(service, &args);
+    let shutdown = Shutdown::new();
+    if let Err(err) = shutdown.on_signals() {
+        eprintln!("error: cannot install signal handlers: {err}");
+        std::process::exit(1);
+    }
+    if let Err(err) = run(config, shutdown).await {
+        eprintln!("error: {err}");
+        std::process::exit(1);
+    }
+}

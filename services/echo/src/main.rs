@@ -2,7 +2,7 @@
 #![forbid(unsafe_code)]
 
 use clap::Parser;
-use plantd_shared::{process::ServiceArgs, shutdown::Shutdown};
+use plantd_shared::process::{ServiceArgs, service_main};
 
 /// The plantd echo module.
 #[derive(Parser)]
@@ -14,16 +14,5 @@ struct Cli {
 
 #[tokio::main]
 async fn main() {
-    let cli = Cli::parse();
-    let config: plantd_echo::EchoConfig =
-        plantd_shared::process::load_config(plantd_echo::SERVICE, &cli.args);
-    let shutdown = Shutdown::new();
-    if let Err(err) = shutdown.on_signals() {
-        eprintln!("error: cannot install signal handlers: {err}");
-        std::process::exit(1);
-    }
-    if let Err(err) = plantd_echo::run(config, shutdown).await {
-        eprintln!("error: {err}");
-        std::process::exit(1);
-    }
+    service_main(plantd_echo::SERVICE, Cli::parse().args, plantd_echo::run).await;
 }

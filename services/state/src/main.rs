@@ -2,7 +2,7 @@
 #![forbid(unsafe_code)]
 
 use clap::Parser;
-use plantd_shared::{process::ServiceArgs, shutdown::Shutdown};
+use plantd_shared::process::{ServiceArgs, service_main};
 
 /// The plantd state service.
 #[derive(Parser)]
@@ -14,16 +14,10 @@ struct Cli {
 
 #[tokio::main]
 async fn main() {
-    let cli = Cli::parse();
-    let config: plantd_state::StateConfig =
-        plantd_shared::process::load_config(plantd_shared::subjects::state::SERVICE, &cli.args);
-    let shutdown = Shutdown::new();
-    if let Err(err) = shutdown.on_signals() {
-        eprintln!("error: cannot install signal handlers: {err}");
-        std::process::exit(1);
-    }
-    if let Err(err) = plantd_state::run(config, shutdown).await {
-        eprintln!("error: {err}");
-        std::process::exit(1);
-    }
+    service_main(
+        plantd_shared::subjects::state::SERVICE,
+        Cli::parse().args,
+        plantd_state::run,
+    )
+    .await;
 }
