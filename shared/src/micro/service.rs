@@ -420,15 +420,18 @@ async fn handle(msg: async_nats::Message, endpoint: &EndpointShared, client: &Cl
             tracing::error!(endpoint = %endpoint.name, "handler panicked");
             Err(ServiceError::new(ErrorCode::Internal, "internal error"))
         });
-    let max_payload = client.server_info().max_payload;
     let result = match result {
-        Ok(body) if max_payload > 0 && body.len() > max_payload => Err(ServiceError::new(
-            ErrorCode::TooLarge,
-            format!(
-                "reply is {} bytes, over the server's max_payload of {max_payload}",
-                body.len()
-            ),
-        )),
+        // Only large replies pay for reading the server info (it clones under a lock).
+        Ok(body) if body.len() > SMALLEST_MAX_PAYLOAD && too_large(client, body.len()) => {
+            Err(ServiceError::new(
+                ErrorCode::TooLarge,
+                format!(
+                    "reply is {} bytes, over the server's max_payload of {}",
+                    body.len(),
+                    client.server_info().max_payload
+                ),
+            ))
+        }
         other => other,
     };
     let (headers, body, error) = match result {
@@ -443,6 +446,14 @@ async fn handle(msg: async_nats::Message, endpoint: &EndpointShared, client: &Cl
         tracing::warn!(endpoint = %endpoint.name, error = %err, "cannot send reply");
     }
     endpoint.counters.record(started.elapsed(), error.as_ref());
+}
+
+/// Below this a reply always fits: nats-server's max_payload is at least 1 MiB by default.
+const SMALLEST_MAX_PAYLOAD: usize = 1024 * 1024;
+
+fn too_large(client: &Client, len: usize) -> bool {
+    let max = client.server_info().max_payload;
+    max > 0 && len > max
 }
 
 /// The ADR-32 error headers (header values cannot hold line breaks).

@@ -103,7 +103,12 @@ impl Mirror {
                         return;
                     }
                     tokio::select! {
-                        _ = committed.changed() => {}
+                        changed = committed.changed() => {
+                            if changed.is_err() {
+                                // The writer stopped: nothing new can be committed.
+                                shutdown.wait().await;
+                            }
+                        }
                         _ = shutdown.wait() => {}
                     }
                 }
