@@ -6,6 +6,7 @@ mod req;
 mod scope;
 mod services;
 mod state;
+mod value_input;
 
 use clap::{Parser, Subcommand};
 
