@@ -98,6 +98,8 @@ pub async fn watch(
     };
     let mut floor = 0;
     let watch = match spec.from {
+        // From the revision after the last one stored, not `watch()` (updates only): nothing
+        // committed between reading the last revision and the consumer's creation is missed.
         WatchFrom::Now => {
             floor = store
                 .status()
@@ -106,7 +108,7 @@ pub async fn watch(
                 .info
                 .state
                 .last_sequence;
-            store.watch(&filter).await
+            store.watch_from_revision(&filter, floor + 1).await
         }
         WatchFrom::Current => store.watch_with_history(&filter).await,
         WatchFrom::Revision(rev) => store.watch_from_revision(&filter, rev.max(1)).await,
