@@ -1,0 +1,134 @@
+//! What each bootstrap user may publish and subscribe to: the first rows of the permission
+//! matrix.
+//!
+//! Least privilege, derived from what each process actually sends (DESIGN.md, "Security
+//! model"): a service subscribes to its own subject tree and to `$SRV.>` (micro discovery,
+//! ADR-32), and answers requests through `allow_responses` rather than `pub _INBOX.>` — with
+//! response permission and no publish allow-list, the server lets a client publish *only* to
+//! reply subjects of messages it received, once each, so a service cannot write into other
+//! clients' inboxes or publish on any plantd subject. Whatever else a service publishes is
+//! listed by subject, and JetStream access is narrowed to the API calls on its own stream.
+//!
+//! Subjects come from [`plantd_shared::subjects`] where it has builders; JetStream API subjects
+//! are spelled here because they are NATS', not plantd's.
+
+use plantd_shared::subjects;
+
+use crate::claims::{Permission, Permissions, ResponsePermission};
+
+/// Replies a service may send per request.
+pub const REPLIES_PER_REQUEST: i64 = 1;
+
+/// How long a service may take to answer, in nanoseconds (10 min: the longest `plantd.echo.slow`
+/// and any slow state batch finish well within it; the server default is 2 min).
+pub const REPLY_WINDOW_NANOS: i64 = 10 * 60 * 1_000_000_000;
+
+/// The inbox prefix async-nats uses for request replies and JetStream acks.
+pub const INBOX_ALL: &str = "_INBOX.>";
+
+/// The admin: no restriction at all (empty lists = allow everything).
+pub fn admin() -> Permissions {
+    Permissions::default()
+}
+
+/// The system-account user identity uses to push and verify account JWTs
+/// (`$SYS.REQ.CLAIMS.UPDATE`, `$SYS.REQ.ACCOUNT.<acc>.CLAIMS.{UPDATE,LOOKUP}`).
+pub fn system_updater() -> Permissions {
+    Permissions {
+        publish: Permission::allow([
+            "$SYS.REQ.CLAIMS.UPDATE",
+            "$SYS.REQ.ACCOUNT.*.CLAIMS.UPDATE",
+            "$SYS.REQ.ACCOUNT.*.CLAIMS.LOOKUP",
+        ]),
+        subscribe: Permission::allow([INBOX_ALL]),
+        resp: None,
+    }
+}
+
+/// The echo service: its endpoints and discovery, replies only.
+pub fn echo_service() -> Permissions {
+    service(&[&subtree("echo")], &[], false)
+}
+
+/// The state service: its endpoints, discovery, and the JetStream KV calls its mirror makes on
+/// `bucket` (open or create the bucket, publish changes, read the last change per key).
+pub fn state_service(bucket: &str) -> Permissions {
+    let stream = format!("KV_{bucket}");
+    let publish = [
+        format!("$KV.{bucket}.>"),
+        // create_key_value reads the account's JetStream limits first.
+        "$JS.API.INFO".to_string(),
+        format!("$JS.API.STREAM.INFO.{stream}"),
+        format!("$JS.API.STREAM.CREATE.{stream}"),
+        format!("$JS.API.STREAM.MSG.GET.{stream}"),
+        format!("$JS.API.DIRECT.GET.{stream}"),
+        format!("$JS.API.DIRECT.GET.{stream}.>"),
+    ];
+    let publish: Vec<&str> = publish.iter().map(String::as_str).collect();
+    // JetStream answers (API replies, publish acks) arrive on the client's inbox.
+    service(&[&subtree(subjects::state::SERVICE)], &publish, true)
+}
+
+/// `plantd.<module>.>`.
+fn subtree(module: &str) -> String {
+    subjects::module_op(module, ">")
+}
+
+/// A service: `subscribe` plus `$SRV.>`, `publish` by name, replies via response permission.
+fn service(subscribe: &[&str], publish: &[&str], inbox: bool) -> Permissions {
+    let mut sub: Vec<String> = subscribe.iter().map(|s| s.to_string()).collect();
+    sub.push(format!("{}.>", subjects::SRV_PREFIX));
+    if inbox {
+        sub.push(INBOX_ALL.to_string());
+    }
+    Permissions {
+        publish: Permission::allow(publish.iter().copied()),
+        subscribe: Permission::allow(sub),
+        resp: Some(ResponsePermission {
+            max: REPLIES_PER_REQUEST,
+            ttl: REPLY_WINDOW_NANOS,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn echo_may_only_hear_its_subjects_and_reply() {
+        let p = echo_service();
+        assert!(p.publish.allow.is_empty(), "responses only");
+        assert_eq!(p.subscribe.allow, ["plantd.echo.>", "$SRV.>"]);
+        assert_eq!(
+            p.resp,
+            Some(ResponsePermission {
+                max: 1,
+                ttl: REPLY_WINDOW_NANOS
+            })
+        );
+    }
+
+    #[test]
+    fn state_gets_its_bucket_and_nothing_broader() {
+        let p = state_service("plantd-state");
+        assert_eq!(p.subscribe.allow, ["plantd.state.>", "$SRV.>", "_INBOX.>"]);
+        assert!(p.publish.allow.contains(&"$KV.plantd-state.>".to_string()));
+        for subject in &p.publish.allow {
+            assert!(
+                subject == "$JS.API.INFO"
+                    || subject.starts_with("$KV.plantd-state.")
+                    || subject.contains("KV_plantd-state"),
+                "{subject} is broader than the bucket"
+            );
+        }
+        assert!(p.resp.is_some());
+    }
+
+    #[test]
+    fn admin_is_unrestricted_and_updater_is_narrow() {
+        assert_eq!(admin(), Permissions::default());
+        let p = system_updater();
+        assert!(p.publish.allow.iter().all(|s| s.starts_with("$SYS.REQ.")));
+    }
+}
