@@ -7,6 +7,7 @@ const PROTOS: &[&str] = &[
     "plantd/common/v1/common.proto",
     "plantd/echo/v1/echo.proto",
     "plantd/state/v1/state.proto",
+    "plantd/identity/v1/identity.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

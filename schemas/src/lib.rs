@@ -31,3 +31,11 @@ pub mod state {
 
 /// Well-known types used by the messages (timestamps).
 pub use pbjson_types as wkt;
+
+/// `plantd.identity.v1`: the identity service.
+pub mod identity {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/plantd.identity.v1.rs"));
+        include!(concat!(env!("OUT_DIR"), "/plantd.identity.v1.serde.rs"));
+    }
+}
