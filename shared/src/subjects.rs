@@ -118,6 +118,30 @@ pub mod state {
     pub const SCOPE_OP_PREFIX_TOKENS: usize = 4;
 }
 
+/// The identity service's subjects.
+pub mod identity {
+    use super::ROOT;
+
+    /// Service name of the identity service.
+    pub const SERVICE: &str = "identity";
+
+    /// `plantd.identity.<op>` (`login`, `refresh`, `logout`, `whoami`, `check-permission`).
+    pub fn op(op: &str) -> String {
+        [ROOT, SERVICE, op].join(".")
+    }
+
+    /// `plantd.identity.admin.<op…>` (`user.create`, `role.assign`, `creds`, …): admin-only,
+    /// enforced by subject permission.
+    pub fn admin(op: &str) -> String {
+        [ROOT, SERVICE, "admin", op].join(".")
+    }
+
+    /// `plantd.identity.admin.>`.
+    pub fn admin_all() -> String {
+        admin(">")
+    }
+}
+
 /// `$SRV.<VERB>`, `$SRV.<VERB>.<name>` and `$SRV.<VERB>.<name>.<id>` (ADR-32).
 pub fn srv(verb: &str, name: Option<&str>, id: Option<&str>) -> String {
     let mut parts = vec![SRV_PREFIX, verb];
