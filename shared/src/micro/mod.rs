@@ -15,8 +15,10 @@
 //! * handlers run concurrently, bounded by one semaphore per instance (`max_in_flight`); when
 //!   it is exhausted the endpoint loop waits, so excess requests queue in the subscription
 //!   (backpressure) instead of spawning without bound;
-//! * stopping drains: endpoints unsubscribe (new requests go to other instances), buffered and
-//!   in-flight requests finish within the grace period, then discovery stops.
+//! * stopping drains without losing a request: endpoints end their subscription by an agreed
+//!   message count, requests still arriving are handed on to other instances, buffered and
+//!   in-flight requests finish within the grace period, then discovery stops (see
+//!   `service::accept_loop`).
 
 pub mod discovery;
 pub mod endpoint;

@@ -351,15 +351,43 @@ struct AcceptLoop {
     drain_timeout: Duration,
 }
 
+/// Header counting how often a draining instance handed a request on (see [`accept_loop`]).
+pub const FORWARDED_HEADER: &str = "Plantd-Forwarded";
+
+/// A draining instance hands a request on at most this often before handling it itself. The
+/// server may route a forward back to the draining instance (it is still subscribed until its
+/// auto-unsubscribe), so with two instances a request ends up here after all with probability
+/// 2^-16; a lone instance gets every forward back and pays 16 local hops per request.
+const MAX_FORWARDS: u32 = 16;
+
+/// How many more messages the server may route to a draining endpoint before its
+/// auto-unsubscribe takes effect; covers what is in flight when the drain starts.
+const DRAIN_SLACK: u64 = 8192;
+
+/// Once draining, the endpoint stops after this long without a request.
+const DRAIN_QUIET: Duration = Duration::from_millis(250);
+
 /// Takes requests off one endpoint's subscription until it is drained.
+///
+/// Draining without losing requests needs care with async-nats 0.51: `Subscriber::drain` and
+/// `unsubscribe` forget the subscription locally before the server has seen the UNSUB, so a
+/// request the server routed to this instance just before is silently dropped (found by
+/// `tests/tests/echo_drain.rs`). Instead the drain sends `UNSUB <sid> <max>` with `max` =
+/// what was received plus [`DRAIN_SLACK`]: client and server then agree to end the
+/// subscription after exactly `max` messages, so nothing in flight is lost. Requests that still
+/// arrive are handed on (republished with their reply subject and a hop count) so that another
+/// instance answers them; after [`MAX_FORWARDS`] hops, or when no other instance exists, the
+/// request is handled here. The loop ends when the subscription ends, after [`DRAIN_QUIET`]
+/// without requests, at the drain deadline, or when the connection is lost.
 async fn accept_loop(mut l: AcceptLoop) {
     let mut drain_deadline = None;
+    let mut received: u64 = 0;
     loop {
         let msg = match drain_deadline {
             None => tokio::select! {
                 biased;
                 _ = l.stop.cancelled() => {
-                    if let Err(err) = l.sub.drain().await {
+                    if let Err(err) = l.sub.unsubscribe_after(received + DRAIN_SLACK).await {
                         tracing::warn!(error = %err, "cannot unsubscribe endpoint; stopping it");
                         break;
                     }
@@ -368,16 +396,23 @@ async fn accept_loop(mut l: AcceptLoop) {
                 }
                 msg = l.sub.next() => msg,
             },
-            // Draining: take what the server already sent until the subscription ends. The
-            // end is signalled by the server's PONG, which never comes while disconnected, so
-            // a lost connection ends the drain too (nothing more can arrive).
             Some(deadline) => tokio::select! {
                 msg = l.sub.next() => msg,
+                _ = tokio::time::sleep(DRAIN_QUIET) => break,
                 _ = tokio::time::sleep_until(deadline) => break,
                 _ = disconnected(&l.client) => break,
             },
         };
         let Some(msg) = msg else { break };
+        received += 1;
+        let msg = if drain_deadline.is_some() {
+            match forward(&l.client, msg).await {
+                Some(msg) => msg, // not forwarded: handle it here
+                None => continue,
+            }
+        } else {
+            msg
+        };
         let permit = Arc::clone(&l.permits)
             .acquire_owned()
             .await
@@ -388,6 +423,35 @@ async fn accept_loop(mut l: AcceptLoop) {
             handle(msg, &endpoint, &client).await;
             drop(permit);
         });
+    }
+}
+
+/// Hands a request to another instance; gives it back when it was handed on too often, has no
+/// reply subject, or the publish failed.
+async fn forward(client: &Client, msg: async_nats::Message) -> Option<async_nats::Message> {
+    let hops = msg
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(FORWARDED_HEADER))
+        .and_then(|v| v.as_str().parse::<u32>().ok())
+        .unwrap_or(0);
+    let Some(reply) = msg.reply.clone() else {
+        return Some(msg);
+    };
+    if hops >= MAX_FORWARDS {
+        return Some(msg);
+    }
+    let mut headers = msg.headers.clone().unwrap_or_default();
+    headers.insert(FORWARDED_HEADER, (hops + 1).to_string().as_str());
+    match client
+        .publish_with_reply_and_headers(msg.subject.clone(), reply, headers, msg.payload.clone())
+        .await
+    {
+        Ok(()) => None,
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot hand request on while draining; handling it");
+            Some(msg)
+        }
     }
 }
 
