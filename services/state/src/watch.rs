@@ -111,7 +111,11 @@ pub async fn watch(
             store.watch_from_revision(&filter, floor + 1).await
         }
         WatchFrom::Current => store.watch_with_history(&filter).await,
-        WatchFrom::Revision(rev) => store.watch_from_revision(&filter, rev.max(1)).await,
+        // The floor guards against the replay-from-start after a reconnect (PITFALLS §4.2).
+        WatchFrom::Revision(rev) => {
+            floor = rev.saturating_sub(1);
+            store.watch_from_revision(&filter, rev.max(1)).await
+        }
     }
     .map_err(|e| err(e.to_string()))?;
     let bucket = bucket.to_string();

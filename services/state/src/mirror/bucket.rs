@@ -26,28 +26,42 @@ pub struct BucketSettings {
     pub max_value_bytes: usize,
 }
 
-/// Opens the bucket, creating it (file storage) if missing.
+/// Room for the mirror's headers (`Nats-Msg-Id`, `Plantd-Change-Seq`, `KV-Operation`) on
+/// top of the largest value: the server checks headers plus payload against the bucket's
+/// max_value_size.
+const HEADER_ROOM: usize = 4096;
+
+/// Opens the bucket, creating it (file storage) if missing and updating its limits if the
+/// settings changed (e.g. a larger `max_value_bytes` after a restart).
 pub async fn open(
     js: &jetstream::Context,
     settings: &BucketSettings,
 ) -> Result<Stream, MirrorError> {
-    let store = match js.get_key_value(&settings.name).await {
-        Ok(store) => store,
-        Err(_) => js
-            .create_key_value(kv::Config {
-                bucket: settings.name.clone(),
-                description: "plantd state, mirrored from the state service's SQLite".into(),
-                history: settings.history,
-                max_value_size: i32::try_from(settings.max_value_bytes).unwrap_or(i32::MAX),
-                storage: jetstream::stream::StorageType::File,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| {
-                MirrorError::publish(format!("cannot create KV bucket {}: {e}", settings.name))
-            })?,
-    };
+    let max_value_size = settings.max_value_bytes.saturating_add(HEADER_ROOM);
+    let store = js
+        .create_or_update_key_value(kv::Config {
+            bucket: settings.name.clone(),
+            description: "plantd state, mirrored from the state service's SQLite".into(),
+            history: settings.history,
+            max_value_size: i32::try_from(max_value_size).unwrap_or(i32::MAX),
+            storage: jetstream::stream::StorageType::File,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| {
+            MirrorError::publish(format!("cannot open KV bucket {}: {e}", settings.name))
+        })?;
     Ok(store.stream)
+}
+
+/// Whether the bucket's stream still exists (a wiped or replaced server loses it).
+pub async fn exists(stream: &Stream) -> Result<bool, MirrorError> {
+    let mut stream = stream.clone();
+    match stream.info().await {
+        Ok(_) => Ok(true),
+        Err(err) if err.to_string().contains("not found") => Ok(false),
+        Err(err) => Err(MirrorError::publish(err)),
+    }
 }
 
 /// Whether the bucket's stream holds no message.

@@ -58,6 +58,9 @@ enum Pass {
     Progress,
 }
 
+/// How often an idle mirror checks that its bucket still exists.
+const BUCKET_CHECK: Duration = Duration::from_secs(5);
+
 /// How long the mirror keeps trying to empty the outbox after shutdown was requested.
 const FINAL_FLUSH: Duration = Duration::from_secs(3);
 
@@ -110,6 +113,16 @@ impl Mirror {
                             }
                         }
                         _ = shutdown.wait() => {}
+                        // A server that lost its store (replaced, wiped) loses the bucket too;
+                        // notice it while idle so watchers get the state back without a write.
+                        _ = tokio::time::sleep(BUCKET_CHECK) => {
+                            if let Some(s) = &stream
+                                && !bucket::exists(s).await.unwrap_or(true)
+                            {
+                                tracing::warn!("KV bucket disappeared; recreating it");
+                                stream = None;
+                            }
+                        }
                     }
                 }
                 Err(err) => {

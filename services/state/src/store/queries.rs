@@ -46,7 +46,13 @@ pub(crate) fn get(conn: &Connection, scope: &str, key: &str) -> Result<Entry, St
     }
 }
 
-/// One page of the keys of `scope` that start with `prefix`, after the key `after`.
+/// Most key and value bytes in one list page (at least one entry is always returned), so a
+/// page of large values stays well under the server's max_payload even as JSON. A page may
+/// therefore hold fewer than `limit` entries while `next_page_token` says there are more.
+pub(crate) const PAGE_BYTES: usize = 512 * 1024;
+
+/// One page of the keys of `scope` that start with `prefix`, after the key `after`, bounded by
+/// `page_size` entries and [`PAGE_BYTES`].
 pub(crate) fn list(
     conn: &mut Connection,
     scope: &str,
@@ -61,6 +67,7 @@ pub(crate) fn list(
     }
     let mut entries = Vec::with_capacity(page_size.min(128));
     let mut more = false;
+    let mut page_bytes = 0;
     {
         let mut stmt = tx
             .prepare_cached(
@@ -81,10 +88,13 @@ pub(crate) fn list(
             if !entry.key.starts_with(prefix) {
                 break;
             }
-            if entries.len() == page_size {
+            let size = entry.key.len() + entry.value.len();
+            if entries.len() == page_size || (!entries.is_empty() && page_bytes + size > PAGE_BYTES)
+            {
                 more = true;
                 break;
             }
+            page_bytes += size;
             entries.push(entry);
         }
     }
