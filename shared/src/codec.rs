@@ -74,15 +74,29 @@ impl Encoding {
     pub fn decode<T: WireMessage>(self, payload: &[u8]) -> Result<T, ServiceError> {
         match self {
             Encoding::Json if payload.iter().all(u8::is_ascii_whitespace) => Ok(T::default()),
-            Encoding::Json => serde_json::from_slice(payload).map_err(|err| {
-                let field = field_of_serde_error(&err.to_string());
-                let mut error = ServiceError::new(
-                    crate::ErrorCode::BadRequest,
-                    format!("invalid JSON request: {err}"),
-                );
-                error.field = field;
-                error
-            }),
+            Encoding::Json => {
+                let mut de = serde_json::Deserializer::from_slice(payload);
+                serde_path_to_error::deserialize(&mut de).map_err(|err| {
+                    // The path names the field whose value was wrong; an unknown field is named
+                    // by the message itself.
+                    let path = err.path().to_string();
+                    let inner = err.into_inner();
+                    let field = if path.is_empty() || path == "." {
+                        field_of_serde_error(&inner.to_string())
+                    } else {
+                        Some(path)
+                    };
+                    let mut error = ServiceError::new(
+                        crate::ErrorCode::BadRequest,
+                        match &field {
+                            Some(f) => format!("invalid JSON request: field {f}: {inner}"),
+                            None => format!("invalid JSON request: {inner}"),
+                        },
+                    );
+                    error.field = field;
+                    error
+                })
+            }
             Encoding::Protobuf => T::decode(payload).map_err(|err| {
                 ServiceError::new(
                     crate::ErrorCode::BadRequest,
@@ -104,8 +118,8 @@ impl Encoding {
     }
 }
 
-/// Pulls the field name out of a serde error such as "unknown field `foo`, expected …" or
-/// "invalid type: … for field `key`" so a 400 can name it.
+/// Pulls the field name out of a serde error such as "unknown field `foo`, expected …" so a
+/// 400 can name it.
 fn field_of_serde_error(message: &str) -> Option<String> {
     let start = message.find('`')? + 1;
     let len = message[start..].find('`')?;

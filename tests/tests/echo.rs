@@ -353,7 +353,6 @@ async fn bad_input_gets_an_error_reply_and_the_service_keeps_serving() -> anyhow
 /// a bad string, `{"duration_ms":"abc"}`, no field at all). Product bug in
 /// `shared/src/codec.rs` (`field_of_serde_error`), reported to the lead.
 #[tokio::test]
-#[ignore = "product bug: a wrongly typed field is reported as field \"5\" (shared/src/codec.rs field_of_serde_error)"]
 async fn wrongly_typed_field_is_named() -> anyhow::Result<()> {
     let server = NatsServer::start().await?;
     let client = server.client().await;
