@@ -81,7 +81,8 @@ impl Encoding {
                     // by the message itself.
                     let path = err.path().to_string();
                     let inner = err.into_inner();
-                    let field = if path.is_empty() || path == "." {
+                    let about_a_value = inner.classify() == serde_json::error::Category::Data;
+                    let field = if !about_a_value || path.is_empty() || path == "." {
                         field_of_serde_error(&inner.to_string())
                     } else {
                         Some(path)
