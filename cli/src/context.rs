@@ -1,10 +1,17 @@
 //! Global options every subcommand shares and the NATS connection built from them.
+//!
+//! Credentials: `--creds FILE` (or `PLANTD_CREDS`) wins; without it the login session that
+//! `plant login` left in the config dir is used, and without that the connection is anonymous
+//! (an open `plant up --no-auth` server). A creds file with a session sidecar also sets the
+//! client's inbox prefix, because a logged-in user may subscribe to no other inbox.
 
 use std::{path::PathBuf, time::Duration};
 
-use anyhow::Context as _;
-use plantd_shared::connection::{self, StartMode};
+use async_nats::ConnectErrorKind;
+use plantd_shared::connection::{self, ConnectError};
+use plantd_shared::creds::Creds;
 
+use crate::identity_client::{self, Session};
 use crate::output::OutputFormat;
 
 /// Flags that apply to every subcommand.
@@ -30,18 +37,130 @@ pub struct GlobalArgs {
 }
 
 impl GlobalArgs {
-    /// Connects to NATS, failing fast with the URL in the message.
-    pub async fn connect(&self) -> anyhow::Result<async_nats::Client> {
-        connection::connect(
-            &self.server,
-            self.creds.clone(),
-            "plant",
-            StartMode::FailFast,
-            None,
-        )
-        .await
-        .context("is the server running? start one with `plant up`")
+    /// The credentials a command connects with: `--creds`/`PLANTD_CREDS`, else the login
+    /// session (`plant login`), else none. A creds file with a sidecar brings its inbox prefix.
+    pub fn auth(&self) -> anyhow::Result<Auth> {
+        let auth = self.auth_allow_expired()?;
+        if let Some(session) = &auth.session
+            && session.expired()
+        {
+            anyhow::bail!(
+                "the login session of {} expired at {}; run `plant login` again \
+                 (or `plant logout` to drop it)",
+                session.username,
+                session.expires.as_deref().unwrap_or("?")
+            );
+        }
+        Ok(auth)
     }
+
+    /// [`GlobalArgs::auth`], also when the session has expired (for `plant logout`).
+    pub fn auth_allow_expired(&self) -> anyhow::Result<Auth> {
+        let path = match &self.creds {
+            Some(path) => path.clone(),
+            None => match identity_client::session_creds_path() {
+                Ok(path) if path.exists() => path,
+                _ => return Ok(Auth::default()),
+            },
+        };
+        let session = identity_client::read_sidecar(&path)?;
+        Ok(Auth {
+            creds: Some(path),
+            inbox_prefix: session.as_ref().map(|s| s.inbox_prefix.clone()),
+            session,
+        })
+    }
+
+    /// Connects to NATS with [`GlobalArgs::auth`], failing fast with the URL in the message.
+    pub async fn connect(&self) -> anyhow::Result<async_nats::Client> {
+        let auth = self.auth()?;
+        connect_as(&self.server, &auth, "plant").await
+    }
+}
+
+/// The credentials of a connection.
+#[derive(Debug, Clone, Default)]
+pub struct Auth {
+    /// The creds file, if any.
+    pub creds: Option<PathBuf>,
+    /// The inbox prefix replies must use (the sidecar's, or one the caller knows).
+    pub inbox_prefix: Option<String>,
+    /// Its sidecar, if it is a login session.
+    pub session: Option<Session>,
+}
+
+/// Connects to `url` with `auth`: the creds file is re-read on every connect, the inbox
+/// prefix is the session's, and server errors (permission violations) are shown on stderr as
+/// they arrive, since they never surface as the error of the call that caused them.
+pub async fn connect_as(
+    url: &str,
+    auth: &Auth,
+    client_name: &str,
+) -> anyhow::Result<async_nats::Client> {
+    connect_with_prefix(
+        url,
+        auth.creds.clone(),
+        auth.inbox_prefix.as_deref(),
+        client_name,
+    )
+    .await
+    .map_err(|err| {
+        let hint = match (&err, &auth.creds) {
+            (ConnectError::Connect { source, .. }, None)
+                if source.kind() == ConnectErrorKind::AuthorizationViolation =>
+            {
+                "this server requires credentials: pass --creds FILE (`plant up` prints the \
+                     admin's) or run `plant login`"
+                    .to_string()
+            }
+            (ConnectError::Connect { source, .. }, Some(path))
+                if source.kind() == ConnectErrorKind::AuthorizationViolation =>
+            {
+                format!(
+                    "the server refused the credentials in {}: expired, revoked, or not \
+                         issued for this server? run `plant login` or pass other --creds",
+                    path.display()
+                )
+            }
+            _ => "is the server running? start one with `plant up`".to_string(),
+        };
+        anyhow::Error::new(err).context(hint)
+    })
+}
+
+/// Connects with an optional creds file and inbox prefix (plantd's connect options otherwise:
+/// client name, capped reconnect backoff, fail fast).
+pub async fn connect_with_prefix(
+    url: &str,
+    creds: Option<PathBuf>,
+    inbox_prefix: Option<&str>,
+    client_name: &str,
+) -> Result<async_nats::Client, ConnectError> {
+    let mut options = match creds {
+        Some(path) => {
+            Creds::read(&path)?;
+            plantd_shared::creds::auth_options(path)
+        }
+        None => async_nats::ConnectOptions::new(),
+    };
+    if let Some(prefix) = inbox_prefix {
+        options = options.custom_inbox_prefix(prefix);
+    }
+    options
+        .name(client_name)
+        .reconnect_delay_callback(connection::reconnect_delay)
+        .connection_timeout(Duration::from_secs(5))
+        .event_callback(|event| async move {
+            if let async_nats::Event::ServerError(err) = event {
+                eprintln!("warning: NATS server: {err}");
+            }
+        })
+        .connect(url)
+        .await
+        .map_err(|source| ConnectError::Connect {
+            url: url.to_string(),
+            source,
+        })
 }
 
 /// Parses `250ms`, `5s`, `2m` or a bare number of seconds.

@@ -8,6 +8,7 @@
 mod commands;
 mod context;
 mod exit;
+mod identity_client;
 mod output;
 mod up;
 

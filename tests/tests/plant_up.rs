@@ -24,6 +24,8 @@ struct UpReport {
     url: String,
     /// `(name, pid)` of nats and each service, as printed.
     pids: Vec<(String, u32)>,
+    /// The admin creds file printed in operator mode (`admin    creds <path> …`).
+    admin_creds: Option<String>,
     /// The `X.XX` of `ready in X.XXs`.
     reported: Duration,
 }
@@ -33,6 +35,7 @@ struct UpReport {
 fn parse_up(stdout: &str) -> Option<UpReport> {
     let mut url = None;
     let mut pids = Vec::new();
+    let mut admin_creds = None;
     for line in stdout.lines() {
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
@@ -45,6 +48,7 @@ fn parse_up(stdout: &str) -> Option<UpReport> {
                 return Some(UpReport {
                     url: url?,
                     pids,
+                    admin_creds,
                     reported: Duration::from_secs_f64(secs),
                 });
             }
@@ -52,6 +56,7 @@ fn parse_up(stdout: &str) -> Option<UpReport> {
                 url = Some((*server).to_owned());
                 pids.push(("nats".to_owned(), pid.trim_end_matches(',').parse().ok()?));
             }
+            ["admin", "creds", path, ..] => admin_creds = Some((*path).to_owned()),
             [name, "pid", pid, ..] => pids.push(((*name).to_owned(), pid.parse().ok()?)),
             _ => {}
         }
@@ -133,7 +138,12 @@ async fn plant_up_serves_and_stops_cleanly() -> anyhow::Result<()> {
         observed.as_secs_f64()
     );
     let names: Vec<&str> = report.pids.iter().map(|(name, _)| name.as_str()).collect();
-    assert_eq!(names, ["nats", "echo", "state"], "{}", up.stdout());
+    assert_eq!(
+        names,
+        ["nats", "echo", "state", "identity"],
+        "{}",
+        up.stdout()
+    );
     assert!(
         observed < READY_BOUND,
         "plant up took {observed:?} to be ready (it reports {:?}); the bound is {READY_BOUND:?}",
@@ -143,10 +153,16 @@ async fn plant_up_serves_and_stops_cleanly() -> anyhow::Result<()> {
         assert!(process_exists(*pid), "{name} (pid {pid}) runs");
     }
 
-    // The CLI sees both services and can call echo.
+    // The CLI (as the admin whose creds `plant up` printed) sees the services and can call echo.
     let server = report.url.as_str();
-    let (code, stdout, stderr) =
-        plant(&["--server", server, "services", "ls", "-o", "json"]).await?;
+    let creds = report
+        .admin_creds
+        .as_deref()
+        .expect("operator mode prints the admin creds");
+    let plant = |args: &'static [&'static str]| async move {
+        plant(&[&["--server", server, "--creds", creds], args].concat()).await
+    };
+    let (code, stdout, stderr) = plant(&["services", "ls", "-o", "json"]).await?;
     assert_eq!(code, 0, "services ls: {stderr}");
     let listed: serde_json::Value = serde_json::from_str(&stdout)?;
     let mut listed: Vec<&str> = listed
@@ -156,32 +172,18 @@ async fn plant_up_serves_and_stops_cleanly() -> anyhow::Result<()> {
         .filter_map(|p| p["name"].as_str())
         .collect();
     listed.sort_unstable();
-    assert_eq!(listed, ["echo", "state"], "{stdout}");
+    assert_eq!(listed, ["echo", "identity", "state"], "{stdout}");
 
-    let (code, stdout, stderr) = plant(&[
-        "--server",
-        server,
-        "req",
-        "plantd.echo.echo",
-        r#"{"message":"x"}"#,
-    ])
-    .await?;
+    let (code, stdout, stderr) = plant(&["req", "plantd.echo.echo", r#"{"message":"x"}"#]).await?;
     assert_eq!(code, 0, "req: {stderr}");
     let reply: serde_json::Value = serde_json::from_str(&stdout)?;
     assert_eq!(reply["message"], "x", "{stdout}");
 
     // Exit codes: 4 for no responders, 1 with `error: 400 …` for a bad request.
-    let (code, _, stderr) = plant(&["--server", server, "req", "plantd.nosuch.op", "{}"]).await?;
+    let (code, _, stderr) = plant(&["req", "plantd.nosuch.op", "{}"]).await?;
     assert_eq!(code, 4, "no responders: {stderr}");
     assert!(stderr.contains("no responders"), "{stderr}");
-    let (code, _, stderr) = plant(&[
-        "--server",
-        server,
-        "req",
-        "plantd.echo.echo",
-        r#"{"message":"#,
-    ])
-    .await?;
+    let (code, _, stderr) = plant(&["req", "plantd.echo.echo", r#"{"message":"#]).await?;
     assert_eq!(code, 1, "bad JSON: {stderr}");
     assert!(stderr.starts_with("error: 400 "), "{stderr}");
 
@@ -288,6 +290,7 @@ async fn plant_up_with_a_missing_plantd_nats_server_says_so() -> anyhow::Result<
 #[test]
 fn parses_plant_up_output() {
     let out = "nats     nats://127.0.0.1:42685  (pid 12218, log /d/nats/nats-server.log)\n\
+               admin    creds /d/auth/creds/admin.creds  (operator mode: plant --creds …)\n\
                echo     pid 12266  (log /d/logs/echo.log)\n\
                state    pid 12267  (log /d/logs/state.log)\n\
                ready in 0.54s: 2 services answer on nats://127.0.0.1:42685; Ctrl-C stops\n";
@@ -302,5 +305,9 @@ fn parses_plant_up_output() {
         ]
     );
     assert_eq!(report.reported, Duration::from_millis(540));
+    assert_eq!(
+        report.admin_creds.as_deref(),
+        Some("/d/auth/creds/admin.creds")
+    );
     assert!(parse_up(&out[..out.find("ready").expect("has ready")]).is_none());
 }

@@ -1,12 +1,19 @@
 //! The subcommands of `plant`, one file each; this module only defines the tree and
 //! dispatches.
 
+mod admin;
 mod bench;
+mod login;
+mod logout;
+mod org;
 mod req;
+mod role;
 mod scope;
 mod services;
 mod state;
+mod user;
 mod value_input;
+mod whoami;
 
 use clap::{Parser, Subcommand};
 
@@ -36,6 +43,20 @@ enum Command {
     Scope(scope::ScopeArgs),
     /// Measure plantd against raw NATS baselines in one run.
     Bench(bench::BenchArgs),
+    /// Create a hub's operator, accounts and bootstrap creds; get creds for services.
+    Admin(admin::AdminArgs),
+    /// Log in: get a short-lived creds file for your user (kept in ~/.config/plantd).
+    Login(login::LoginArgs),
+    /// Revoke the login session at the server and delete its files.
+    Logout(logout::LogoutArgs),
+    /// Show who the server thinks you are (user, org, roles, expiry).
+    Whoami(whoami::WhoamiArgs),
+    /// Create, show, change, delete and list users (admin).
+    User(user::UserArgs),
+    /// Grant and take back roles (admin).
+    Role(role::RoleArgs),
+    /// Create, show and list organizations (admin).
+    Org(org::OrgArgs),
 }
 
 /// Runs the parsed command line.
@@ -49,5 +70,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::State(args) => args.run(&cli.global, &mut out).await,
         Command::Scope(args) => args.run(&cli.global, &mut out).await,
         Command::Bench(args) => args.run(&cli.global, &mut out).await,
+        Command::Admin(args) => args.run(&cli.global, &mut out).await,
+        Command::Login(args) => args.run(&cli.global, &mut out).await,
+        Command::Logout(args) => args.run(&cli.global, &mut out).await,
+        Command::Whoami(args) => args.run(&cli.global, &mut out).await,
+        Command::User(args) => args.run(&cli.global, &mut out).await,
+        Command::Role(args) => args.run(&cli.global, &mut out).await,
+        Command::Org(args) => args.run(&cli.global, &mut out).await,
     }
 }

@@ -20,6 +20,8 @@ pub struct ServiceSpec {
     pub binary: &'static str,
     /// Whether it keeps data (gets `data_dir=<plantd data>/<name>`).
     pub has_data: bool,
+    /// Whether it runs only in operator mode (gets `auth_dir=<plantd data>/auth`).
+    pub needs_auth: bool,
 }
 
 /// Every service, in start order.
@@ -28,26 +30,48 @@ pub const SERVICES: &[ServiceSpec] = &[
         name: "echo",
         binary: "plantd-echo",
         has_data: false,
+        needs_auth: false,
     },
     ServiceSpec {
         name: "state",
         binary: "plantd-state",
         has_data: true,
+        needs_auth: false,
+    },
+    ServiceSpec {
+        name: "identity",
+        binary: "plantd-identity",
+        has_data: true,
+        needs_auth: true,
     },
 ];
 
-/// The services named by `--services`, or all.
+/// The services named by `names`, or all.
 pub fn select(names: Option<&[String]>) -> anyhow::Result<Vec<&'static ServiceSpec>> {
+    select_mode(names, true)
+}
+
+/// The services named by `--services`, or all; without `auth` (open mode) the services that
+/// need operator mode are left out of "all" and refused by name.
+pub fn select_mode(
+    names: Option<&[String]>,
+    auth: bool,
+) -> anyhow::Result<Vec<&'static ServiceSpec>> {
     let Some(names) = names else {
-        return Ok(SERVICES.iter().collect());
+        return Ok(SERVICES.iter().filter(|s| auth || !s.needs_auth).collect());
     };
     names
         .iter()
         .map(|n| {
-            SERVICES.iter().find(|s| s.name == n).with_context(|| {
+            let spec = SERVICES.iter().find(|s| s.name == n).with_context(|| {
                 let known: Vec<_> = SERVICES.iter().map(|s| s.name).collect();
                 format!("unknown service {n:?}; known: {}", known.join(", "))
-            })
+            })?;
+            anyhow::ensure!(
+                auth || !spec.needs_auth,
+                "service {n} needs operator mode; drop --no-auth to run it"
+            );
+            Ok(spec)
         })
         .collect()
 }

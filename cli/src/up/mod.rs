@@ -7,7 +7,13 @@
 //! processes rather than in-process tasks: each service is the same binary a plant would
 //! deploy, crashes stay isolated, and its memory can be measured on its own. If a service
 //! exits by itself, `plant up` reports it and stops everything (exit 1).
+//!
+//! By default the server runs in operator mode ([`auth`]): the set-up in `<data-dir>/auth` is
+//! created on first run, each service (identity included) connects with its own creds, and the
+//! admin's creds file is printed by absolute path next to the URL. `--no-auth` runs an open
+//! server for quick experiments, without identity.
 
+pub(crate) mod auth;
 pub(crate) mod children;
 
 use std::{
@@ -19,7 +25,8 @@ use anyhow::Context as _;
 use plantd_shared::{nats_server, shutdown::Shutdown};
 
 use crate::context::GlobalArgs;
-use children::ServiceChild;
+use auth::UpAuth;
+use children::{ServiceChild, ServiceSpec};
 
 /// Arguments of `plant up`.
 #[derive(Debug, Clone, clap::Args)]
@@ -33,6 +40,10 @@ pub struct UpArgs {
     /// Services to start (comma separated); default: all.
     #[arg(long, value_delimiter = ',')]
     pub services: Option<Vec<String>>,
+    /// Run an open server (no operator mode, no identity): anyone on this machine may do
+    /// anything. For quick experiments only.
+    #[arg(long)]
+    pub no_auth: bool,
 }
 
 /// How long services may take to answer their first PING.
@@ -49,9 +60,24 @@ pub async fn run(args: UpArgs, _global: &GlobalArgs) -> anyhow::Result<()> {
         .on_signals()
         .context("cannot install signal handlers")?;
 
-    let specs = children::select(args.services.as_deref())?;
+    let specs = children::select_mode(args.services.as_deref(), !args.no_auth)?;
+    let auth = if args.no_auth {
+        None
+    } else {
+        Some(UpAuth::prepare(&data_dir)?)
+    };
+    // Every creds file is checked before anything starts.
+    let admin_creds = auth.as_ref().map(|a| a.creds("admin")).transpose()?;
+    let mut settings = Vec::new();
+    for spec in &specs {
+        settings.push(service_settings(spec, auth.as_ref())?);
+    }
+
     let mut options = nats_server::Options::new(data_dir.join("nats"));
     options.port = args.port;
+    if let Some(auth) = &auth {
+        options.extra_config = auth.snippet.clone();
+    }
     let mut server = nats_server::NatsServer::start(options).await?;
     let url = server.url();
     println!(
@@ -59,10 +85,25 @@ pub async fn run(args: UpArgs, _global: &GlobalArgs) -> anyhow::Result<()> {
         server.pid(),
         server.log_path().display()
     );
+    match (&auth, &admin_creds) {
+        (Some(auth), Some(admin)) => {
+            if auth.created {
+                println!(
+                    "auth     created operator, accounts and creds in {} (see `plant admin init`)",
+                    auth.auth_dir.display()
+                );
+            }
+            println!(
+                "admin    creds {}  (operator mode: plant --creds <that file> …)",
+                admin.display()
+            );
+        }
+        _ => println!("auth     none (--no-auth): any client on this machine may do anything"),
+    }
 
     let mut services = Vec::new();
-    for spec in specs {
-        match ServiceChild::spawn(spec, &url, &data_dir, &[]) {
+    for (spec, sets) in specs.into_iter().zip(&settings) {
+        match ServiceChild::spawn(spec, &url, &data_dir, sets) {
             Ok(child) => {
                 println!(
                     "{:<8} pid {}  (log {})",
@@ -80,7 +121,7 @@ pub async fn run(args: UpArgs, _global: &GlobalArgs) -> anyhow::Result<()> {
     }
     let client = plantd_shared::connection::connect(
         &url,
-        None,
+        admin_creds.clone(),
         "plant-up",
         plantd_shared::connection::StartMode::FailFast,
         None,
@@ -107,6 +148,19 @@ pub async fn run(args: UpArgs, _global: &GlobalArgs) -> anyhow::Result<()> {
         ),
         None => Ok(()),
     }
+}
+
+/// The `--set` settings of a service beyond URL and data dir: its creds in operator mode, and
+/// the set-up's dir for the services that manage it (identity).
+fn service_settings(spec: &ServiceSpec, auth: Option<&UpAuth>) -> anyhow::Result<Vec<String>> {
+    let Some(auth) = auth else {
+        return Ok(Vec::new());
+    };
+    let mut sets = vec![format!("nats_creds={}", auth.creds(spec.name)?.display())];
+    if spec.needs_auth {
+        sets.push(format!("auth_dir={}", auth.auth_dir.display()));
+    }
+    Ok(sets)
 }
 
 async fn stop_all(services: Vec<ServiceChild>, server: &mut nats_server::NatsServer) {

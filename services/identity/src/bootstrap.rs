@@ -12,6 +12,9 @@
 //! creds/sys.creds      0600    SYS user for $SYS.REQ.CLAIMS.UPDATE / LOOKUP
 //! creds/echo.creds     0600    echo service, least privilege (crate::permissions)
 //! creds/state.creds    0600    state service, least privilege
+//! creds/identity.creds 0600    identity service: its endpoints and replies only
+//! creds/login.creds    0600    login-only user shared by every `plant login`: publish to
+//!                              plantd.identity.login, hear _INBOX_login.> (permissions::login_only)
 //! resolver/            0700    the full resolver's store, filled by nats-server
 //! nats-operator.conf           the server config snippet (crate::server_config)
 //! ```
@@ -33,9 +36,7 @@ use plantd_shared::subjects;
 use thiserror::Error;
 
 use crate::claims::{AccountNats, Claims, OperatorLimits, OperatorNats};
-use crate::files::{
-    PUBLIC_FILE_MODE, SECRET_FILE_MODE, create_private_dir, io, read_seed, write_new,
-};
+use crate::files::{PUBLIC_FILE_MODE, SECRET_FILE_MODE, create_private_dir, io, write_new};
 use crate::issue::{IssuedUser, issue_user};
 use crate::jwt::{self, JwtError};
 use crate::permissions;
@@ -94,119 +95,20 @@ pub enum BootstrapError {
         /// Its mode.
         mode: u32,
     },
+    /// A file of the set-up is not what `init` wrote (unreadable JWT, missing signing key…).
+    #[error("{path} {message}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
     /// A seed file does not hold a valid seed (the content is not shown).
     #[error("seed file {path} does not hold a valid nkey seed")]
     BadSeed {
         /// The file.
         path: PathBuf,
     },
-}
-
-/// The seeds a set-up keeps in `keys/`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Key {
-    /// Operator identity key (signs the operator JWT only).
-    Operator,
-    /// Operator signing key (signs account JWTs).
-    OperatorSigning,
-    /// System account identity key.
-    System,
-    /// System account signing key (signs SYS users).
-    SystemSigning,
-    /// plantd account identity key.
-    Plantd,
-    /// plantd account signing key (signs plantd users).
-    PlantdSigning,
-}
-
-impl Key {
-    /// All keys, in the order they are created.
-    pub const ALL: [Key; 6] = [
-        Key::Operator,
-        Key::OperatorSigning,
-        Key::System,
-        Key::SystemSigning,
-        Key::Plantd,
-        Key::PlantdSigning,
-    ];
-
-    /// File name under `keys/`.
-    pub fn file_name(self) -> &'static str {
-        match self {
-            Key::Operator => "operator.nk",
-            Key::OperatorSigning => "operator-signing.nk",
-            Key::System => "sys.nk",
-            Key::SystemSigning => "sys-signing.nk",
-            Key::Plantd => "plantd.nk",
-            Key::PlantdSigning => "plantd-signing.nk",
-        }
-    }
-
-    fn generate(self) -> KeyPair {
-        match self {
-            Key::Operator | Key::OperatorSigning => KeyPair::new_operator(),
-            _ => KeyPair::new_account(),
-        }
-    }
-}
-
-/// One account of the set-up.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AccountSetup {
-    /// Its public key (`A…`).
-    pub public_key: String,
-    /// Public key of its signing key.
-    pub signing_key: String,
-    /// Its JWT file.
-    pub jwt_path: PathBuf,
-}
-
-/// The creds files written for the bootstrap users.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CredsFiles {
-    /// plantd admin, unrestricted.
-    pub admin: PathBuf,
-    /// SYS user that may push and look up account JWTs.
-    pub sys: PathBuf,
-    /// echo service.
-    pub echo: PathBuf,
-    /// state service.
-    pub state: PathBuf,
-}
-
-/// A set-up on disk: where everything is and the public keys. Holds no secret.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Bootstrap {
-    /// `<data>/auth`.
-    pub auth_dir: PathBuf,
-    /// Operator public key (`O…`).
-    pub operator: String,
-    /// Operator signing key public key.
-    pub operator_signing_key: String,
-    /// The operator JWT file.
-    pub operator_jwt: PathBuf,
-    /// The system account.
-    pub system_account: AccountSetup,
-    /// The plantd account.
-    pub plantd_account: AccountSetup,
-    /// The full resolver's store.
-    pub resolver_dir: PathBuf,
-    /// The nats-server config snippet (include it, or append it to the hub config).
-    pub server_config: PathBuf,
-    /// The creds files.
-    pub creds: CredsFiles,
-}
-
-impl Bootstrap {
-    /// Where the seed of `key` is.
-    pub fn key_path(&self, key: Key) -> PathBuf {
-        keys_dir(&self.auth_dir).join(key.file_name())
-    }
-
-    /// Loads the seed of `key` (refused unless 0600).
-    pub fn load_key(&self, key: Key) -> Result<KeyPair, BootstrapError> {
-        read_seed(&self.key_path(key))
-    }
 }
 
 /// Creates a new set-up in `<data_dir>/auth`; see the module docs. Refuses to replace an
@@ -292,19 +194,13 @@ fn write_setup(stage: &Path, auth_dir: &Path) -> Result<Bootstrap, BootstrapErro
         OperatorNats::new(&sys_pub, vec![operator_signing.public_key()]),
     );
     let operator_jwt = jwt::encode(&operator_claims, operator)?;
-    let account_jwt = |name: &str, account: &KeyPair, signing: &KeyPair, limits| {
-        let nats = AccountNats::new(limits, vec![signing.public_key()]);
-        jwt::encode(
-            &Claims::new(name, &account.public_key(), nats),
-            operator_signing,
-        )
-    };
-    let sys_jwt = account_jwt(SYSTEM_ACCOUNT, sys, sys_signing, OperatorLimits::system())?;
-    let plantd_jwt = account_jwt(
-        PLANTD_ACCOUNT,
-        plantd,
-        plantd_signing,
-        OperatorLimits::plantd(),
+    let sys_jwt = jwt::encode(
+        &system_account_claims(&sys_pub, &sys_signing.public_key()),
+        operator_signing,
+    )?;
+    let plantd_jwt = jwt::encode(
+        &plantd_account_claims(&plantd_pub, &plantd_signing.public_key()),
+        operator_signing,
     )?;
 
     write_new(&stage.join("operator.jwt"), &operator_jwt, PUBLIC_FILE_MODE)?;
@@ -312,7 +208,7 @@ fn write_setup(stage: &Path, auth_dir: &Path) -> Result<Bootstrap, BootstrapErro
         write_new(&account_path(stage, name), jwt, PUBLIC_FILE_MODE)?;
     }
 
-    let users: [(&str, IssuedUser); 4] = [
+    let users: [(&str, IssuedUser); 6] = [
         (
             "admin",
             issue_user("admin", permissions::admin(), &plantd_pub, plantd_signing)?,
@@ -335,6 +231,24 @@ fn write_setup(stage: &Path, auth_dir: &Path) -> Result<Bootstrap, BootstrapErro
             issue_user(
                 subjects::state::SERVICE,
                 permissions::state_service(STATE_BUCKET),
+                &plantd_pub,
+                plantd_signing,
+            )?,
+        ),
+        (
+            subjects::identity::SERVICE,
+            issue_user(
+                subjects::identity::SERVICE,
+                permissions::identity_service(),
+                &plantd_pub,
+                plantd_signing,
+            )?,
+        ),
+        (
+            permissions::LOGIN_USER,
+            issue_user(
+                permissions::LOGIN_USER,
+                permissions::login_only(),
                 &plantd_pub,
                 plantd_signing,
             )?,
@@ -375,26 +289,28 @@ fn write_setup(stage: &Path, auth_dir: &Path) -> Result<Bootstrap, BootstrapErro
         },
         resolver_dir,
         server_config: auth_dir.join("nats-operator.conf"),
-        creds: CredsFiles {
-            admin: creds_path(auth_dir, "admin"),
-            sys: creds_path(auth_dir, "sys"),
-            echo: creds_path(auth_dir, "echo"),
-            state: creds_path(auth_dir, subjects::state::SERVICE),
-        },
+        creds: CredsFiles::in_dir(auth_dir),
     })
 }
 
-fn keys_dir(auth_dir: &Path) -> PathBuf {
-    auth_dir.join("keys")
+/// The complete claims of the plantd account `account` with its signing key `signing_key`
+/// and nothing revoked, issued now: JetStream on, every limit explicit, bearer tokens refused.
+/// The one definition both `init` and identity's account updater (which adds revocations and
+/// re-signs) build on, so an update can never drop a limit or a signing key (PITFALLS §5.4).
+pub fn plantd_account_claims(account: &str, signing_key: &str) -> Claims<AccountNats> {
+    let nats = AccountNats::new(OperatorLimits::plantd(), vec![signing_key.to_string()]);
+    Claims::new(PLANTD_ACCOUNT, account, nats)
 }
 
-fn account_path(auth_dir: &Path, name: &str) -> PathBuf {
-    auth_dir.join("accounts").join(format!("{name}.jwt"))
+/// The complete claims of the system account, issued now (see [`plantd_account_claims`]).
+pub fn system_account_claims(account: &str, signing_key: &str) -> Claims<AccountNats> {
+    let nats = AccountNats::new(OperatorLimits::system(), vec![signing_key.to_string()]);
+    Claims::new(SYSTEM_ACCOUNT, account, nats)
 }
 
-fn creds_path(auth_dir: &Path, name: &str) -> PathBuf {
-    auth_dir.join("creds").join(format!("{name}.creds"))
-}
-
+mod layout;
 #[cfg(test)]
 mod tests;
+
+pub use layout::{AccountSetup, Bootstrap, CredsFiles, Key};
+use layout::{account_path, creds_path, keys_dir};

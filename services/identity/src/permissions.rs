@@ -45,6 +45,41 @@ pub fn system_updater() -> Permissions {
     }
 }
 
+/// Name of the shared login-only user (`creds/login.creds`).
+pub const LOGIN_USER: &str = "login";
+
+/// The inbox prefix every login client must use (async-nats `custom_inbox_prefix`): the
+/// login-only user may subscribe to nothing else.
+pub const LOGIN_INBOX_PREFIX: &str = "_INBOX_login";
+
+/// The login-only credential shared by every `plant login`: it may send a login request and
+/// hear replies on `_INBOX_login.>`, nothing else (no JetStream, no discovery). All login
+/// clients share it, so each can see the others' replies; that is why the service seals the
+/// grant in a login reply to the client's own curve key (docs/identity.md).
+pub fn login_only() -> Permissions {
+    Permissions {
+        publish: Permission::allow([subjects::identity::op("login")]),
+        subscribe: Permission::allow([format!("{LOGIN_INBOX_PREFIX}.>")]),
+        resp: None,
+    }
+}
+
+/// The identity service: its endpoints and discovery, replies only. Account updates go
+/// through a separate SYS connection ([`system_updater`]), not this user.
+pub fn identity_service() -> Permissions {
+    service(&[&subtree(subjects::identity::SERVICE)], &[], false)
+}
+
+/// An edge site's leaf-node link: everything in the plantd account, but usable only as a
+/// leaf-node connection (see [`crate::claims::UserNats::allowed_connection_types`]). Narrowing
+/// an edge link per subject is future work (docs/identity.md, "Limitations").
+pub fn edge_link() -> Permissions {
+    Permissions::default()
+}
+
+/// The connection type an edge link's creds are limited to.
+pub const LEAFNODE_CONNECTION: &str = "LEAFNODE";
+
 /// The echo service: its endpoints and discovery, replies only.
 pub fn echo_service() -> Permissions {
     service(&[&subtree("echo")], &[], false)
@@ -60,6 +95,8 @@ pub fn state_service(bucket: &str) -> Permissions {
         "$JS.API.INFO".to_string(),
         format!("$JS.API.STREAM.INFO.{stream}"),
         format!("$JS.API.STREAM.CREATE.{stream}"),
+        // create_or_update_key_value tries an update first (and applies changed settings).
+        format!("$JS.API.STREAM.UPDATE.{stream}"),
         format!("$JS.API.STREAM.MSG.GET.{stream}"),
         format!("$JS.API.DIRECT.GET.{stream}"),
         format!("$JS.API.DIRECT.GET.{stream}.>"),
@@ -123,6 +160,17 @@ mod tests {
             );
         }
         assert!(p.resp.is_some());
+    }
+
+    #[test]
+    fn login_only_may_ask_to_log_in_and_hear_its_inbox() {
+        let p = login_only();
+        assert_eq!(p.publish.allow, ["plantd.identity.login"]);
+        assert_eq!(p.subscribe.allow, ["_INBOX_login.>"]);
+        assert!(p.resp.is_none());
+        let p = identity_service();
+        assert!(p.publish.allow.is_empty(), "responses only");
+        assert_eq!(p.subscribe.allow, ["plantd.identity.>", "$SRV.>"]);
     }
 
     #[test]

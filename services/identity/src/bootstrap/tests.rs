@@ -50,6 +50,8 @@ fn init_writes_a_consistent_trust_chain() {
         (&creds.admin, &plantd),
         (&creds.echo, &plantd),
         (&creds.state, &plantd),
+        (&creds.identity, &plantd),
+        (&creds.login, &plantd),
         (&creds.sys, &sys),
     ] {
         assert_eq!(mode(path), 0o600, "{}", path.display());
@@ -133,4 +135,31 @@ fn refuses_to_overwrite_unless_forced() {
     );
     let entries = fs::read_dir(dir.path()).unwrap().count();
     assert_eq!(entries, 1, "old set-up and staging dir removed");
+}
+
+#[test]
+fn login_and_identity_creds_carry_their_presets() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = init(dir.path(), false).unwrap();
+    let perms = |path: &Path| {
+        let user: Claims<UserNats> = jwt::decode(&Creds::read(path).unwrap().jwt).unwrap();
+        user.nats.permissions
+    };
+    assert_eq!(perms(&b.creds.login), permissions::login_only());
+    assert_eq!(perms(&b.creds.identity), permissions::identity_service());
+}
+
+#[test]
+fn open_finds_what_init_wrote_and_refuses_a_foreign_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = init(dir.path(), false).unwrap();
+    assert_eq!(Bootstrap::open(&b.auth_dir).unwrap(), b);
+
+    // An account JWT signed by another operator is not part of this set-up.
+    let rogue = KeyPair::new_operator();
+    let claims = plantd_account_claims(&b.plantd_account.public_key, "AXXX");
+    let forged = jwt::encode(&claims, &rogue).unwrap();
+    fs::write(&b.plantd_account.jwt_path, forged).unwrap();
+    let err = Bootstrap::open(&b.auth_dir).unwrap_err();
+    assert!(matches!(err, BootstrapError::Corrupt { .. }), "{err}");
 }

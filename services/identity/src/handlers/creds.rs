@@ -1,0 +1,64 @@
+//! `plantd.identity.admin.creds`: long-lived, revocable creds for a service or an edge link.
+//!
+//! Services and edge links use creds files rather than passwords (DESIGN.md, "Security
+//! model"): a fresh user nkey, a JWT without expiry signed by the account signing key, with the
+//! least-privilege preset of [`crate::permissions`] for `kind`. The key is recorded so it can
+//! be revoked later (the revocation row never expires, since the JWT does not). The reply holds
+//! the seed: it goes only to the requesting admin's inbox, and is never logged.
+
+use plantd_schemas::identity::v1::{ServiceCredsRequest, ServiceCredsResponse};
+use plantd_shared::{ServiceError, micro::RequestContext, subjects};
+
+use super::{App, check_name, store_error};
+use crate::claims::{UserNats, unix_now};
+use crate::permissions;
+use crate::store::sessions;
+
+/// The kinds `creds` knows.
+pub const KINDS: &[&str] = &["echo", "state", "identity", "edge"];
+
+/// `…admin.creds`.
+pub async fn issue(
+    app: &App,
+    _ctx: RequestContext,
+    req: ServiceCredsRequest,
+) -> Result<ServiceCredsResponse, ServiceError> {
+    check_name("name", &req.name)?;
+    let nats = preset(&req.kind, &app.state_bucket)?.issued_by(&app.issuer.account);
+    let issued = app.issuer.issue_service(&req.name, nats)?;
+    let (key, name, kind) = (
+        issued.public_key.clone(),
+        req.name.clone(),
+        req.kind.clone(),
+    );
+    app.store
+        .run(move |tx| sessions::record_service_creds(tx, &key, &name, &kind, unix_now()))
+        .await
+        .map_err(store_error)?;
+    tracing::info!(name = %req.name, kind = %req.kind, public_key = %issued.public_key, "service creds issued");
+    Ok(ServiceCredsResponse {
+        creds: issued.creds().to_string(),
+        public_key: issued.public_key,
+    })
+}
+
+/// The claims preset of `kind`.
+fn preset(kind: &str, bucket: &str) -> Result<UserNats, ServiceError> {
+    let permissions = match kind {
+        "echo" => permissions::echo_service(),
+        k if k == subjects::state::SERVICE => permissions::state_service(bucket),
+        k if k == subjects::identity::SERVICE => permissions::identity_service(),
+        "edge" => {
+            let mut nats = UserNats::new(permissions::edge_link());
+            nats.allowed_connection_types = vec![permissions::LEAFNODE_CONNECTION.to_string()];
+            return Ok(nats);
+        }
+        other => {
+            return Err(ServiceError::invalid_field(
+                "kind",
+                format!("unknown kind {other:?}; kinds are {}", KINDS.join(", ")),
+            ));
+        }
+    };
+    Ok(UserNats::new(permissions))
+}

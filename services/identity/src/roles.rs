@@ -1,0 +1,192 @@
+//! Roles and scopes → the NATS permissions in a person's user JWT.
+//!
+//! The server enforces these, so they are the whole authorization story for people (DESIGN.md,
+//! "Security model"). The rules, for a binding of `role` on scope `S` (empty = everywhere;
+//! `S` covers itself and every scope below it, `site1.>` is accepted as a synonym of `site1`):
+//!
+//! | role       | publish                                                            | subscribe      |
+//! |------------|--------------------------------------------------------------------|----------------|
+//! | `admin`    | `>` (no scope allowed)                                             | `>`            |
+//! | `operator` | `plantd.state.{get,set,delete,list}.S[.>]`, `plantd.state.scope.{create,delete}.S[.>]`, `plantd.state.scope.list`, `plantd.bus.>`, `$SRV.>`, KV watch of S | `plantd.bus.>` |
+//! | `viewer`   | `plantd.state.{get,list}.S[.>]`, `$SRV.>`, KV watch of S           | `plantd.bus.>` |
+//!
+//! With `S` empty, `operator` gets `plantd.state.>` and `viewer` `plantd.state.{get,list}.>`.
+//! "KV watch of S" is what [`plantd_state::watch`] needs on the state bucket `B`, narrowed to S
+//! where NATS puts the scope in the subject: `$JS.API.STREAM.INFO.KV_B`,
+//! `$JS.API.CONSUMER.CREATE.KV_B.*.$KV.B.<S>.>` (the *named* consumer-create form, whose subject
+//! carries the filter; the server refuses a body whose filter differs from it),
+//! `$JS.API.DIRECT.GET.KV_B.$KV.B.<S>.>` and `$JS.FC.>` (flow-control replies). `<S>` is the
+//! scope as the state service encodes it into KV keys ([`plantd_state::kvkey`]).
+//!
+//! Every person also gets: publish `plantd.identity.{refresh,logout,whoami,check-permission}`
+//! and subscribe `_INBOX_<username>.>` — its own inbox and nothing else, so one person cannot
+//! read another's replies; the client sets async-nats' `custom_inbox_prefix` to
+//! [`inbox_prefix`]. No `allow_responses`: people ask, services answer. Several bindings are
+//! unioned (allow lists merged, duplicates dropped).
+
+use std::collections::BTreeSet;
+
+use plantd_shared::{ErrorCode, ServiceError, subjects};
+
+use crate::claims::{Permission, Permissions};
+
+/// A role plantd knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    /// Everything, everywhere.
+    Admin,
+    /// Read and write state, manage scopes, use buses, in a scope.
+    Operator,
+    /// Read and watch state, listen on buses, in a scope.
+    Viewer,
+}
+
+impl Role {
+    /// Parses a role name (400 for an unknown one).
+    pub fn parse(name: &str) -> Result<Role, ServiceError> {
+        match name {
+            "admin" => Ok(Role::Admin),
+            "operator" => Ok(Role::Operator),
+            "viewer" => Ok(Role::Viewer),
+            other => Err(ServiceError::invalid_field(
+                "role",
+                format!("unknown role {other:?}; roles are admin, operator and viewer"),
+            )),
+        }
+    }
+
+    /// Its name on the wire.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Operator => "operator",
+            Role::Viewer => "viewer",
+        }
+    }
+}
+
+/// A checked binding: role and normalized scope (`""` = everywhere).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Binding {
+    /// The role.
+    pub role: Role,
+    /// The scope, normalized: no trailing `.>`, `""` for everywhere.
+    pub scope: String,
+}
+
+impl Binding {
+    /// Checks and normalizes a wire binding: a known role, a valid scope (or `""`/`>` for
+    /// everywhere, a trailing `.>` dropped), no scope on `admin`.
+    pub fn parse(role: &str, scope: &str) -> Result<Binding, ServiceError> {
+        let role = Role::parse(role)?;
+        let scope = scope.trim();
+        let scope = match scope {
+            "" | ">" => "",
+            s => s.strip_suffix(".>").unwrap_or(s),
+        };
+        if !scope.is_empty() {
+            subjects::validate_scope(scope)
+                .map_err(|e| ServiceError::invalid_field("scope", e.to_string()))?;
+        }
+        if role == Role::Admin && !scope.is_empty() {
+            return Err(ServiceError::new(
+                ErrorCode::BadRequest,
+                "the admin role is not scoped; leave the scope empty",
+            )
+            .with_field("scope"));
+        }
+        Ok(Binding {
+            role,
+            scope: scope.to_string(),
+        })
+    }
+}
+
+/// The inbox prefix of `username`: `_INBOX_<username>`.
+pub fn inbox_prefix(username: &str) -> String {
+    format!("_INBOX_{username}")
+}
+
+/// The permissions of `username` with `bindings`; `bucket` is the state KV bucket.
+pub fn permissions(username: &str, bindings: &[Binding], bucket: &str) -> Permissions {
+    let mut publish = BTreeSet::new();
+    let mut subscribe = BTreeSet::new();
+    for op in ["refresh", "logout", "whoami", "check-permission"] {
+        publish.insert(subjects::identity::op(op));
+    }
+    subscribe.insert(format!("{}.>", inbox_prefix(username)));
+    for binding in bindings {
+        grant(binding, bucket, &mut publish, &mut subscribe);
+    }
+    Permissions {
+        publish: Permission::allow(publish),
+        subscribe: Permission::allow(subscribe),
+        resp: None,
+    }
+}
+
+fn grant(b: &Binding, bucket: &str, publish: &mut BTreeSet<String>, sub: &mut BTreeSet<String>) {
+    let state = subjects::state::SERVICE;
+    match b.role {
+        Role::Admin => {
+            publish.insert(">".into());
+            sub.insert(">".into());
+            return;
+        }
+        Role::Operator if b.scope.is_empty() => {
+            publish.insert(subjects::module_op(state, ">"));
+        }
+        Role::Operator => {
+            for op in ["get", "set", "delete", "list"] {
+                publish.extend(in_scope(|s| subjects::state::key_op(op, s), &b.scope));
+            }
+            for op in ["create", "delete"] {
+                publish.extend(in_scope(|s| subjects::state::scope_op(op, s), &b.scope));
+            }
+            publish.insert(subjects::state::scope_list());
+        }
+        Role::Viewer if b.scope.is_empty() => {
+            publish.extend(["get", "list"].map(subjects::state::key_op_all));
+        }
+        Role::Viewer => {
+            for op in ["get", "list"] {
+                publish.extend(in_scope(|s| subjects::state::key_op(op, s), &b.scope));
+            }
+        }
+    }
+    let bus = subjects::module_op("bus", ">");
+    if b.role == Role::Operator {
+        publish.insert(bus.clone());
+    }
+    sub.insert(bus);
+    publish.insert(subjects::srv(">", None, None));
+    publish.extend(kv_watch(bucket, &b.scope));
+}
+
+/// `make(S)` and `make(S.>)`.
+fn in_scope(make: impl Fn(&str) -> String, scope: &str) -> [String; 2] {
+    [make(scope), make(&format!("{scope}.>"))]
+}
+
+/// The JetStream API subjects a KV watch of `scope` (empty: the whole bucket) needs.
+/// JetStream's subjects are NATS', not plantd's, so they are spelled here.
+fn kv_watch(bucket: &str, scope: &str) -> Vec<String> {
+    let stream = format!("KV_{bucket}");
+    let keys = if scope.is_empty() {
+        format!("$KV.{bucket}.>")
+    } else {
+        format!(
+            "$KV.{bucket}.{}",
+            plantd_state::kvkey::subtree_filter(scope)
+        )
+    };
+    vec![
+        format!("$JS.API.STREAM.INFO.{stream}"),
+        format!("$JS.API.CONSUMER.CREATE.{stream}.*.{keys}"),
+        format!("$JS.API.DIRECT.GET.{stream}.{keys}"),
+        "$JS.FC.>".into(),
+    ]
+}
+
+#[cfg(test)]
+mod tests;
