@@ -1,0 +1,105 @@
+//! Benching a running plantd (`--server`): which services answer, and with what settings.
+//!
+//! The state service announces its KV bucket and durability in its `$SRV.INFO` metadata. A
+//! remote server runs one durability, so the set scenarios that need the other one are
+//! skipped with the reason rather than measured against the wrong configuration.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use plantd_shared::{
+    micro::protocol::{InfoResponse, PingResponse},
+    subjects,
+};
+use plantd_state::store::Durability;
+
+use super::{
+    args::{Scenario, Target},
+    naive::durability_name,
+};
+
+/// How long discovery waits for each service.
+const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The state service found on the server.
+#[derive(Debug, Clone)]
+pub struct RemoteState {
+    /// Its KV bucket.
+    pub bucket: String,
+    /// Its durability, if it says.
+    pub durability: Option<Durability>,
+}
+
+/// What runs on the server.
+#[derive(Debug, Clone)]
+pub struct Remote {
+    server: String,
+    echo: bool,
+    /// The state service, if one answers.
+    pub state: Option<RemoteState>,
+}
+
+impl Remote {
+    /// Asks the server which services run.
+    pub async fn discover(client: &async_nats::Client, server: &str) -> Remote {
+        let ask = |verb: &'static str, name: &'static str| async move {
+            let subject = subjects::srv(verb, Some(name), None);
+            tokio::time::timeout(DISCOVERY_TIMEOUT, client.request(subject, Bytes::new()))
+                .await
+                .ok()
+                .and_then(Result::ok)
+        };
+        let echo = ask("PING", "echo")
+            .await
+            .is_some_and(|m| serde_json::from_slice::<PingResponse>(&m.payload).is_ok());
+        let state = ask("INFO", "state")
+            .await
+            .and_then(|m| serde_json::from_slice::<InfoResponse>(&m.payload).ok())
+            .map(|info| RemoteState {
+                bucket: info
+                    .metadata
+                    .get("kv_bucket")
+                    .cloned()
+                    .unwrap_or_else(|| "plantd-state".into()),
+                durability: match info.metadata.get("durability").map(String::as_str) {
+                    Some("normal") => Some(Durability::Normal),
+                    Some("full") => Some(Durability::Full),
+                    _ => None,
+                },
+            });
+        Remote {
+            server: server.to_string(),
+            echo,
+            state,
+        }
+    }
+
+    /// Why `scenario` cannot run against this server, if it cannot.
+    pub fn skip_reason(&self, scenario: Scenario) -> Option<String> {
+        match scenario.target() {
+            Target::Echo if !self.echo => Some(format!(
+                "no echo service answers $SRV.PING.echo at {}",
+                self.server
+            )),
+            Target::Echo => None,
+            Target::State => {
+                let Some(state) = &self.state else {
+                    return Some(format!(
+                        "no state service answers $SRV.INFO.state at {}",
+                        self.server
+                    ));
+                };
+                match (scenario.durability(), state.durability) {
+                    (Some(needed), Some(running)) if needed != running => Some(format!(
+                        "the state service at {} runs durability={}, this scenario needs {} \
+                         (use --local, which runs both)",
+                        self.server,
+                        durability_name(running),
+                        durability_name(needed)
+                    )),
+                    _ => None,
+                }
+            }
+        }
+    }
+}

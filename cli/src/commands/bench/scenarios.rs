@@ -1,0 +1,410 @@
+//! What each scenario sends: the plantd path and its raw baseline, as two [`Side`]s the
+//! runner drives alike.
+//!
+//! Both sides of a request/reply scenario send the same bytes (same headers, same encoded
+//! request) through the same client code ([`plantd_shared::call::request_raw`]); only the
+//! responder differs. The plantd side also decodes the typed reply, as a real caller would.
+//! Keys are chosen deterministically, so two runs do the same work.
+
+use std::{
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use anyhow::Context as _;
+use async_nats::{Client, HeaderMap, jetstream};
+use bytes::Bytes;
+use futures::{Stream, StreamExt as _};
+use plantd_schemas::{
+    echo::v1::{EchoReply, EchoRequest},
+    state::v1::{
+        GetRequest, GetResponse, ScopeCreateRequest, ScopeCreateResponse, ScopeDeleteRequest,
+        ScopeDeleteResponse, SetRequest, SetResponse,
+    },
+};
+use plantd_shared::{
+    call,
+    codec::{Encoding, WireMessage},
+    subjects,
+};
+use plantd_state::{
+    kvkey,
+    store::Durability,
+    watch::{WatchFrom, WatchSpec},
+};
+
+use super::{
+    args::Scenario,
+    baselines::raw_echo_subject,
+    load::{Op, closed_loop, op},
+    mirror_wait, naive,
+    progress::Progress,
+};
+
+/// Scope of the keys the bench gets and sets.
+pub const SCOPE: &str = "plantd-bench";
+/// Scope of the watched key (its own, so no other bench write reaches the watcher).
+pub const WATCH_SCOPE: &str = "plantd-bench-watch";
+/// KV bucket of the raw watch baseline.
+pub const RAW_WATCH_BUCKET: &str = "plantd-bench-raw-watch";
+/// Distinct keys the set scenarios cycle through.
+const SET_KEYS: usize = 10_000;
+/// Message of echo requests.
+const MESSAGE: &str = "plantd bench payload 0123456789";
+/// Value of set requests (32 bytes).
+const VALUE: &str = "setpoint=72.5;unit=C;source=bnch";
+
+/// What every side needs to reach the server.
+#[derive(Clone)]
+pub struct Env {
+    /// The bench's client connection (both paths).
+    pub client: Client,
+    /// JetStream on it.
+    pub js: jetstream::Context,
+    /// Request timeout.
+    pub timeout: Duration,
+    /// Request encoding.
+    pub encoding: Encoding,
+    /// KV bucket of the state service being measured.
+    pub state_bucket: String,
+}
+
+/// One path of a scenario.
+pub struct Side {
+    /// Its name in the report.
+    pub label: String,
+    /// One operation.
+    pub op: Op,
+    /// For plantd writes: the KV bucket the mirror fills, to wait for it between rounds.
+    pub mirror: Option<jetstream::kv::Store>,
+}
+
+/// The plantd side and the baseline side of a scenario.
+pub struct Pair {
+    /// The plantd path.
+    pub plantd: Side,
+    /// The raw baseline.
+    pub baseline: Side,
+}
+
+/// Builds the two sides of `scenario`; preloads keys for state-get.
+pub async fn prepare(
+    scenario: Scenario,
+    env: &Env,
+    keys: usize,
+    progress: &mut Progress,
+) -> anyhow::Result<Pair> {
+    let label = scenario.baseline_label().to_string();
+    Ok(match scenario {
+        Scenario::Echo1 | Scenario::Echo64 => {
+            let payload = env.encoding.encode(&EchoRequest {
+                message: MESSAGE.into(),
+            });
+            let same = payload.clone();
+            Pair {
+                plantd: request_side::<EchoReply>(
+                    env,
+                    subjects::module_op("echo", "echo"),
+                    move |_| payload.clone(),
+                ),
+                baseline: echo_side(env, label, move |_| same.clone()),
+            }
+        }
+        Scenario::StateGet64 => {
+            preload(env, keys, progress).await?;
+            let encoding = env.encoding;
+            let get = move |i: usize| {
+                encoding.encode(&GetRequest {
+                    key: get_key(pick(i, keys)),
+                })
+            };
+            Pair {
+                plantd: request_side::<GetResponse>(
+                    env,
+                    subjects::state::key_op("get", SCOPE),
+                    get,
+                ),
+                baseline: echo_side(env, label, get),
+            }
+        }
+        Scenario::StateSet1 | Scenario::StateSet64 | Scenario::StateSetFull64 => {
+            let durability = scenario.durability().unwrap_or(Durability::Normal);
+            let encoding = env.encoding;
+            let set = move |i: usize| encoding.encode(&set_request(i % SET_KEYS));
+            let mut plantd =
+                request_side::<SetResponse>(env, subjects::state::key_op("set", SCOPE), set);
+            plantd.mirror = Some(
+                env.js
+                    .get_key_value(&env.state_bucket)
+                    .await
+                    .with_context(|| {
+                        format!("cannot open the state bucket {}", env.state_bucket)
+                    })?,
+            );
+            let mut baseline = request_side::<SetResponse>(env, naive::subject(durability), set);
+            baseline.label = label;
+            Pair { plantd, baseline }
+        }
+        Scenario::StateWatch => watch_pair(env, label).await?,
+    })
+}
+
+/// Creates `scope` in the state service; `true` if it did not exist before.
+pub async fn ensure_scope(env: &Env, scope: &str) -> anyhow::Result<bool> {
+    let reply: ScopeCreateResponse = call::request(
+        &env.client,
+        &subjects::state::scope_op("create", scope),
+        &ScopeCreateRequest {},
+        env.encoding,
+        env.timeout,
+    )
+    .await
+    .with_context(|| format!("cannot create scope {scope}"))?;
+    Ok(reply.created)
+}
+
+/// Deletes `scope` and its keys (to leave a shared server as the bench found it).
+pub async fn delete_scope(env: &Env, scope: &str) -> anyhow::Result<()> {
+    let _: ScopeDeleteResponse = call::request(
+        &env.client,
+        &subjects::state::scope_op("delete", scope),
+        &ScopeDeleteRequest {},
+        env.encoding,
+        env.timeout,
+    )
+    .await
+    .with_context(|| format!("cannot delete scope {scope}"))?;
+    Ok(())
+}
+
+/// A side sending `payload(i)` to `subject` and decoding the reply as `R`.
+fn request_side<R: WireMessage>(
+    env: &Env,
+    subject: String,
+    payload: impl Fn(usize) -> Bytes + Send + Sync + 'static,
+) -> Side {
+    let (client, timeout, headers) = (env.client.clone(), env.timeout, env.encoding.headers());
+    let encoding = env.encoding;
+    let subject: Arc<str> = subject.into();
+    Side {
+        label: "plantd".into(),
+        op: op(move |i| {
+            let (client, subject, headers) = (client.clone(), subject.clone(), headers.clone());
+            let body = payload(i);
+            async move {
+                let reply = call::request_raw(&client, &subject, headers, body, timeout)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                encoding
+                    .decode::<R>(&reply.payload)
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            }
+        }),
+        mirror: None,
+    }
+}
+
+/// A raw-echo side sending `payload(i)`.
+fn echo_side(
+    env: &Env,
+    label: String,
+    payload: impl Fn(usize) -> Bytes + Send + Sync + 'static,
+) -> Side {
+    let (client, timeout, headers) = (env.client.clone(), env.timeout, env.encoding.headers());
+    let subject: Arc<str> = raw_echo_subject().into();
+    Side {
+        label,
+        op: op(move |i| {
+            let (client, subject, headers) = (client.clone(), subject.clone(), headers.clone());
+            let body = payload(i);
+            async move {
+                call::request_raw(&client, &subject, headers, body, timeout)
+                    .await
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            }
+        }),
+        mirror: None,
+    }
+}
+
+/// Key `n` of the preloaded set.
+fn get_key(n: usize) -> String {
+    format!("get-{n:06}")
+}
+
+/// A well-spread, deterministic choice of a key for operation `i`.
+fn pick(i: usize, keys: usize) -> usize {
+    i.wrapping_mul(2_654_435_761) % keys.max(1)
+}
+
+/// The set request of operation `i`.
+fn set_request(n: usize) -> SetRequest {
+    SetRequest {
+        key: format!("set-{n:05}"),
+        value: VALUE.into(),
+        ..Default::default()
+    }
+}
+
+/// Writes the keys state-get reads, 64 in flight, and fails if any write failed.
+async fn preload(env: &Env, keys: usize, progress: &mut Progress) -> anyhow::Result<()> {
+    progress.phase(format!("state-get-64: preloading {keys} keys"));
+    let encoding = env.encoding;
+    let side = request_side::<SetResponse>(env, subjects::state::key_op("set", SCOPE), move |i| {
+        encoding.encode(&SetRequest {
+            key: get_key(i),
+            value: format!("value of key {i}"),
+            ..Default::default()
+        })
+    });
+    let kv = env
+        .js
+        .get_key_value(&env.state_bucket)
+        .await
+        .with_context(|| format!("cannot open the state bucket {}", env.state_bucket))?;
+    let before = mirror_wait::last_sequence(&kv)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let out = closed_loop(&side.op, keys, 64, Duration::from_secs(600), progress).await;
+    progress.block_done(keys as u64);
+    if let Some(err) = out.first_error {
+        anyhow::bail!(
+            "preloading {keys} keys failed {} times, first: {err}",
+            out.stats.errors
+        );
+    }
+    // Let the mirror finish, so its publishing does not load the measured rounds.
+    mirror_wait::caught_up(&kv, before + keys as u64).await;
+    Ok(())
+}
+
+/// A stream of watched values (errors are items and are skipped by the waiter).
+type Values = Pin<Box<dyn Stream<Item = Result<String, String>> + Send>>;
+
+/// set → watcher and put → watcher, one at a time.
+async fn watch_pair(env: &Env, label: String) -> anyhow::Result<Pair> {
+    let spec = WatchSpec {
+        scope: WATCH_SCOPE.into(),
+        subtree: false,
+        prefix: String::new(),
+        from: WatchFrom::Now,
+    };
+    let plantd_values: Values = Box::pin(
+        plantd_state::watch::watch(&env.js, &env.state_bucket, spec)
+            .await?
+            .map(|c| c.map(|c| c.value).map_err(|e| e.to_string())),
+    );
+    let raw = match env.js.get_key_value(RAW_WATCH_BUCKET).await {
+        Ok(kv) => kv,
+        Err(_) => env
+            .js
+            .create_key_value(jetstream::kv::Config {
+                bucket: RAW_WATCH_BUCKET.into(),
+                description: "plant bench: the raw KV watch baseline".into(),
+                history: 10,
+                storage: jetstream::stream::StorageType::File,
+                ..Default::default()
+            })
+            .await
+            .with_context(|| format!("cannot create KV bucket {RAW_WATCH_BUCKET}"))?,
+    };
+    let raw_key = kvkey::encode(WATCH_SCOPE, "watched");
+    let raw_values: Values = Box::pin(raw.watch(&raw_key).await?.map(|e| {
+        e.map(|e| String::from_utf8_lossy(&e.value).into_owned())
+            .map_err(|e| e.to_string())
+    }));
+    let serial = Arc::new(AtomicU64::new(0));
+    let (plantd_values, raw_values) = (
+        Arc::new(tokio::sync::Mutex::new(plantd_values)),
+        Arc::new(tokio::sync::Mutex::new(raw_values)),
+    );
+
+    let (client, timeout, encoding) = (env.client.clone(), env.timeout, env.encoding);
+    let (headers, set_subject): (HeaderMap, Arc<str>) = (
+        encoding.headers(),
+        subjects::state::key_op("set", WATCH_SCOPE).into(),
+    );
+    let plantd_serial = serial.clone();
+    let plantd = Side {
+        label: "plantd".into(),
+        op: op(move |_| {
+            let value = format!("w{}", plantd_serial.fetch_add(1, Ordering::Relaxed));
+            let (client, headers, subject, values) = (
+                client.clone(),
+                headers.clone(),
+                set_subject.clone(),
+                plantd_values.clone(),
+            );
+            async move {
+                let body = encoding.encode(&SetRequest {
+                    key: "watched".into(),
+                    value: value.clone(),
+                    ..Default::default()
+                });
+                call::request_raw(&client, &subject, headers, body, timeout)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                receive(&mut *values.lock().await, &value, timeout).await
+            }
+        }),
+        mirror: None,
+    };
+    let baseline = Side {
+        label,
+        op: op(move |_| {
+            let value = format!("w{}", serial.fetch_add(1, Ordering::Relaxed));
+            let (raw, key, values) = (raw.clone(), raw_key.clone(), raw_values.clone());
+            async move {
+                raw.put(&key, Bytes::from(value.clone()))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                receive(&mut *values.lock().await, &value, timeout).await
+            }
+        }),
+        mirror: None,
+    };
+    Ok(Pair { plantd, baseline })
+}
+
+/// Waits until the watcher yields `value`.
+async fn receive(values: &mut Values, value: &str, timeout: Duration) -> Result<(), String> {
+    let wait = async {
+        while let Some(item) = values.next().await {
+            if matches!(item, Ok(v) if v == value) {
+                return Ok(());
+            }
+        }
+        Err("the watch ended".to_string())
+    };
+    tokio::time::timeout(timeout, wait)
+        .await
+        .unwrap_or_else(|_| {
+            Err(format!(
+                "the watcher did not see {value:?} within {timeout:?}"
+            ))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn picks_stay_in_range_and_spread() {
+        let keys = 10_000;
+        let picked: std::collections::HashSet<usize> = (0..keys).map(|i| pick(i, keys)).collect();
+        assert!(picked.iter().all(|&k| k < keys));
+        assert!(
+            picked.len() > keys / 2,
+            "only {} distinct keys",
+            picked.len()
+        );
+        assert_eq!(pick(5, 1), 0);
+    }
+}

@@ -1,0 +1,117 @@
+//! Smoke test of `plant bench --local`: every scenario runs end to end against a private
+//! nats-server and real service children, and the JSON report carries numbers for both paths.
+//!
+//! It asserts no timing thresholds — a debug build on a shared machine says nothing about
+//! performance; docs/performance.md holds the release figures — only that the bench works:
+//! exit 0, a parseable report, every scenario measured on both paths without failures, a
+//! ratio, memory readings for the services it started, and a verdict slot for every goal.
+
+use std::time::Duration;
+
+use plantd_tests::{ChildProcess, bin_path};
+use serde_json::Value;
+
+/// Far above the ~5 s the tiny run takes in a debug build, for a loaded machine.
+const DEADLINE: Duration = Duration::from_secs(120);
+
+const SCENARIOS: [&str; 7] = [
+    "echo-1",
+    "echo-64",
+    "state-get-64",
+    "state-set-1",
+    "state-set-64",
+    "state-watch",
+    "state-set-full-64",
+];
+
+fn positive(value: &Value) -> bool {
+    value.as_f64().is_some_and(|v| v > 0.0 && v.is_finite())
+}
+
+#[tokio::test]
+async fn bench_local_measures_every_scenario() -> anyhow::Result<()> {
+    let mut bench = ChildProcess::spawn(
+        bin_path("plant"),
+        [
+            "bench", "--local", "--count", "40", "--rounds", "1", "--keys", "200", "-o", "json",
+        ],
+        std::iter::empty::<(&str, &str)>(),
+    )?;
+    let Some(status) = bench.wait_with_deadline(DEADLINE).await else {
+        bench.kill()?;
+        panic!(
+            "plant bench did not finish within {DEADLINE:?}; stderr:\n{}",
+            bench.stderr()
+        );
+    };
+    assert!(
+        status.success(),
+        "plant bench exited with {status}; stderr:\n{}",
+        bench.stderr()
+    );
+    let report: Value = serde_json::from_str(&bench.stdout())
+        .map_err(|e| anyhow::anyhow!("report is not JSON ({e}):\n{}", bench.stdout()))?;
+
+    let scenarios = report["scenarios"]
+        .as_array()
+        .expect("the report lists its scenarios");
+    let names: Vec<&str> = scenarios
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert_eq!(names, SCENARIOS, "every scenario, in order");
+    for scenario in scenarios {
+        let name = scenario["name"].as_str().unwrap_or("?");
+        assert!(
+            scenario.get("skipped").is_none(),
+            "{name} was skipped: {scenario}"
+        );
+        assert!(
+            scenario.get("failures").is_none(),
+            "{name} had failures: {scenario}"
+        );
+        assert_eq!(scenario["count"], 40, "{name}");
+        for path in ["plantd", "baseline"] {
+            let numbers = &scenario[path];
+            for figure in ["throughput", "p50_us", "p99_us", "max_us"] {
+                assert!(
+                    positive(&numbers[figure]["median"]),
+                    "{name} {path} {figure}: {numbers}"
+                );
+            }
+            assert_eq!(numbers["errors"], 0, "{name} {path}");
+            assert_eq!(numbers["rounds"].as_array().map(Vec::len), Some(1));
+        }
+        for ratio in ["throughput", "p50"] {
+            assert!(
+                positive(&scenario["ratio"][ratio]["median"]),
+                "{name} ratio {ratio}: {scenario}"
+            );
+        }
+    }
+    let set = &scenarios[4];
+    assert!(
+        set["plantd"]["mirror_catch_up_ms"]["median"].is_f64(),
+        "the mirror caught up after each state-set-64 round: {set}"
+    );
+
+    let memory = report["memory"].as_array().expect("memory readings");
+    for process in ["echo", "state (normal)", "state (full)", "nats-server"] {
+        let entry = memory
+            .iter()
+            .find(|m| m["service"] == process)
+            .unwrap_or_else(|| panic!("no memory reading for {process}: {memory:?}"));
+        assert!(positive(&entry["idle_mb"]), "{process}: {entry}");
+        assert!(positive(&entry["peak_mb"]), "{process}: {entry}");
+    }
+
+    let goals = report["goals"].as_array().expect("goals");
+    assert!(
+        goals.len() >= 6 + 6,
+        "6 scenario goals and 2 per service: {goals:?}"
+    );
+    for goal in goals {
+        assert!(goal["met"].is_boolean(), "every goal measured: {goal}");
+    }
+    Ok(())
+}
