@@ -152,7 +152,11 @@ pub async fn connect_with_prefix(
         .connection_timeout(Duration::from_secs(5))
         .event_callback(|event| async move {
             if let async_nats::Event::ServerError(err) = event {
-                eprintln!("warning: NATS server: {err}");
+                let text = err.to_string();
+                // A fatal refusal ends the command with its own error (crate::refusal).
+                if !crate::refusal::record(&text) {
+                    eprintln!("warning: NATS server: {text}");
+                }
             }
         })
         .connect(url)

@@ -8,6 +8,7 @@
 //! | 3 | cannot connect to NATS |
 //! | 4 | no responders: the service is not running |
 //! | 5 | timed out: the outcome is unknown |
+//! | 6 | refused by the server: the credentials lack the permission (nothing was sent on) |
 //! | 64 | bad configuration |
 
 use plantd_shared::call::CallError;
@@ -20,6 +21,8 @@ pub const CONNECT: i32 = 3;
 pub const NO_RESPONDERS: i32 = 4;
 /// Timed out.
 pub const TIMED_OUT: i32 = 5;
+/// A permission refusal by the server.
+pub const REFUSED: i32 = 6;
 
 /// Prints `error: …` and its causes to stderr and returns the exit code.
 pub fn report(err: &anyhow::Error) -> i32 {
@@ -35,6 +38,9 @@ pub fn report(err: &anyhow::Error) -> i32 {
 
 fn code_of(err: &anyhow::Error) -> i32 {
     for cause in err.chain() {
+        if cause.downcast_ref::<crate::refusal::Refused>().is_some() {
+            return REFUSED;
+        }
         if let Some(call) = cause.downcast_ref::<CallError>() {
             return match call {
                 CallError::NoResponders { .. } => NO_RESPONDERS,

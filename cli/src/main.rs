@@ -10,6 +10,7 @@ mod context;
 mod exit;
 mod identity_client;
 mod output;
+mod refusal;
 mod up;
 
 use clap::Parser;

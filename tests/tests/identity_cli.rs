@@ -137,7 +137,7 @@ async fn plant_up_runs_operator_mode_with_a_creds_file_per_service() -> anyhow::
             None,
         )
         .await?;
-    assert_eq!(run.code, 5, "{run}");
+    assert_eq!(run.code, 6, "refused at once, not a timeout: {run}");
     assert!(run.stderr.contains("Permissions Violation"), "{run}");
 
     // Each service process was given its own creds file.
@@ -273,7 +273,7 @@ async fn login_whoami_logout_and_the_admin_commands() -> anyhow::Result<()> {
             None,
         )
         .await?;
-    assert_eq!(set.code, 5, "a viewer cannot write: {set}");
+    assert_eq!(set.code, 6, "a viewer cannot write: {set}");
     assert!(set.stderr.contains("Permissions Violation"), "{set}");
     let denied = hub
         .plant(config.path(), &["--timeout", "1s", "user", "list"], None)

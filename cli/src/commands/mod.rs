@@ -59,8 +59,16 @@ enum Command {
     Org(org::OrgArgs),
 }
 
-/// Runs the parsed command line.
+/// Runs the parsed command line; a permission refusal by the server ends it at once
+/// ([`crate::refusal`]).
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    tokio::select! {
+        done = dispatch(cli) => done,
+        refused = crate::refusal::first_fatal() => Err(refused.into()),
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     match cli.command {
