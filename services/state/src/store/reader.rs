@@ -5,6 +5,14 @@
 //! [`super::queries`] and returns it. The pool is a `Mutex<Vec<Connection>>` with a `Condvar`
 //! rather than a pool crate: with a handful of connections and short queries that is all it
 //! takes, and its size (`read_pool_size`) also bounds how many blocking threads reads can occupy.
+//!
+//! A `get` is the exception: a primary-key lookup in a WAL database whose pages are cached
+//! takes a few microseconds, far less than handing it to a blocking thread and back (a profile
+//! of `plant bench --scenario state-get-64` showed the service spending most of its time in
+//! the futex wake-ups of that hand-off). So `get` runs on the calling task when a pooled
+//! connection is free at once, and falls back to the blocking pool otherwise; a task never
+//! waits for a connection on a runtime thread. Lists and other multi-row reads, which can
+//! read a page of up to 512 KiB, always use the blocking pool.
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
@@ -50,6 +58,15 @@ impl Inner {
     /// poisoned lock is still usable.
     fn lock(&self) -> MutexGuard<'_, Vec<Connection>> {
         self.pool.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A free connection if there is one now, without waiting.
+    fn try_checkout(&self) -> Option<Checkout<'_>> {
+        let conn = self.lock().pop()?;
+        Some(Checkout {
+            inner: self,
+            conn: Some(conn),
+        })
     }
 
     /// Waits for a free connection (blocking; called on a blocking thread).
@@ -119,6 +136,14 @@ impl Reader {
     pub async fn get(&self, scope: &str, key: &str) -> Result<Entry, StoreError> {
         validate::scope(scope)?;
         validate::key(key, &self.inner.limits)?;
+        // A point read on this task when a connection is free (see the module docs).
+        if let Some(checkout) = self.inner.try_checkout() {
+            let conn = checkout
+                .conn
+                .as_ref()
+                .expect("a checkout holds its connection until dropped");
+            return queries::get(conn, scope, key);
+        }
         let (scope, key) = (scope.to_owned(), key.to_owned());
         self.with_conn(move |conn| queries::get(conn, &scope, &key))
             .await

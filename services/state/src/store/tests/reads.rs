@@ -256,3 +256,41 @@ async fn a_small_pool_serves_many_concurrent_reads() {
         assert_eq!(read.await.unwrap().unwrap().value, "v");
     }
 }
+
+/// Gets run on their task when a connection is free and fall back to the blocking pool when
+/// lists hold the only one: with a pool of one and lists running throughout, both kinds of
+/// read still answer correctly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gets_fall_back_to_the_pool_while_lists_hold_it() {
+    let store = TestStore::open(StoreConfig {
+        auto_create_scopes: true,
+        read_pool_size: 1,
+        ..StoreConfig::default()
+    });
+    for i in 0..200 {
+        store
+            .writer
+            .set("s", &format!("k{i:03}"), &format!("v{i}"), false, None)
+            .await
+            .unwrap();
+    }
+    let lists: Vec<_> = (0..8)
+        .map(|_| {
+            let r = store.reader.clone();
+            tokio::spawn(async move { r.list("s", "", 1000, "").await })
+        })
+        .collect();
+    let gets: Vec<_> = (0..200)
+        .map(|i| {
+            let r = store.reader.clone();
+            tokio::spawn(async move { (i, r.get("s", &format!("k{i:03}")).await) })
+        })
+        .collect();
+    for get in gets {
+        let (i, entry) = get.await.unwrap();
+        assert_eq!(entry.unwrap().value, format!("v{i}"));
+    }
+    for list in lists {
+        assert_eq!(list.await.unwrap().unwrap().entries.len(), 200);
+    }
+}
