@@ -19,6 +19,8 @@ pub mod nats_server;
 pub mod process;
 pub mod process_control;
 pub mod shutdown;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
 pub mod subjects;
 pub mod telemetry;
 

@@ -45,6 +45,17 @@ impl StoreError {
     }
 }
 
+impl From<plantd_shared::sqlite::SchemaError> for StoreError {
+    fn from(err: plantd_shared::sqlite::SchemaError) -> Self {
+        match err {
+            plantd_shared::sqlite::SchemaError::Sqlite { doing, source } => {
+                StoreError::sqlite(&doing, &source)
+            }
+            other => StoreError::Internal(other.to_string()),
+        }
+    }
+}
+
 /// The store handle; cheap to clone.
 #[derive(Clone)]
 pub struct Store {

@@ -117,6 +117,17 @@ impl StoreError {
     }
 }
 
+impl From<plantd_shared::sqlite::SchemaError> for StoreError {
+    fn from(err: plantd_shared::sqlite::SchemaError) -> Self {
+        match err {
+            plantd_shared::sqlite::SchemaError::Sqlite { doing, source } => {
+                Self::sqlite(&doing, &source)
+            }
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
 impl From<ValidationError> for StoreError {
     fn from(err: ValidationError) -> Self {
         let field = err.field();

@@ -1,9 +1,8 @@
 //! Opening connections and bringing the database schema up to date.
 //!
 //! Migrations are numbered SQL files in `migrations/`, compiled into the binary and applied at
-//! open in order; the schema version is SQLite's `PRAGMA user_version`, set in the same
-//! transaction as the migration, so a crash mid-migration leaves the old version intact. A
-//! database from a newer build is refused rather than guessed at.
+//! open by [`plantd_shared::sqlite::migrate`] (versions in `PRAGMA user_version`, one
+//! transaction each; a database from a newer build is refused).
 //!
 //! Every connection runs in WAL mode, which lets the read pool read while the single writer
 //! commits; `synchronous` follows [`Durability`](super::Durability). The database gets a random `db_id` at creation
@@ -14,12 +13,13 @@ use std::hash::{BuildHasher, Hasher};
 use std::io::Read;
 use std::path::Path;
 
-use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use plantd_shared::sqlite::{self, Migration};
+use rusqlite::{Connection, OpenFlags};
 
 use super::{StoreConfig, StoreError};
 
 /// The migrations, in order: `(schema version after applying, SQL)`.
-const MIGRATIONS: &[(u32, &str)] = &[(1, include_str!("migrations/001_initial.sql"))];
+const MIGRATIONS: &[Migration] = &[(1, include_str!("migrations/001_initial.sql"))];
 
 /// Opens (creating if needed) the write connection, applies pending migrations and makes sure
 /// the database has a `db_id`. Returns the connection and the `db_id`.
@@ -29,18 +29,10 @@ pub(crate) fn open_writer(
 ) -> Result<(Connection, String), StoreError> {
     let mut conn = Connection::open(path).map_err(|e| open_failed(path, &e))?;
     configure(&conn, config)?;
-    let mode: String = conn
-        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
-        .map_err(|e| StoreError::sqlite("enabling wal mode", &e))?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        return Err(StoreError::Internal(format!(
-            "the database at {} cannot use wal mode (journal mode is {mode})",
-            path.display()
-        )));
-    }
+    sqlite::enable_wal(&conn, path)?;
     conn.pragma_update(None, "foreign_keys", true)
         .map_err(|e| StoreError::sqlite("enabling foreign keys", &e))?;
-    migrate(&mut conn)?;
+    sqlite::migrate(&mut conn, MIGRATIONS, "state")?;
     let db_id = ensure_db_id(&conn)?;
     Ok((conn, db_id))
 }
@@ -66,45 +58,6 @@ fn configure(conn: &Connection, config: &StoreConfig) -> Result<(), StoreError> 
 
 fn open_failed(path: &Path, err: &rusqlite::Error) -> StoreError {
     StoreError::sqlite(&format!("opening the database at {}", path.display()), err)
-}
-
-/// The current schema version (`PRAGMA user_version`).
-pub(crate) fn schema_version(conn: &Connection) -> Result<u32, StoreError> {
-    conn.pragma_query_value(None, "user_version", |row| row.get(0))
-        .map_err(|e| StoreError::sqlite("reading the schema version", &e))
-}
-
-/// The schema version this build creates.
-pub(crate) fn latest_version() -> u32 {
-    MIGRATIONS.last().map_or(0, |(version, _)| *version)
-}
-
-/// Applies every migration newer than the database, each in its own immediate transaction.
-fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
-    for (version, sql) in MIGRATIONS {
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| StoreError::sqlite("starting a migration", &e))?;
-        // Read inside the transaction: another process may have migrated meanwhile.
-        let current = schema_version(&tx)?;
-        if current > latest_version() {
-            return Err(StoreError::Internal(format!(
-                "the database has schema version {current}, newer than the {} this build knows",
-                latest_version()
-            )));
-        }
-        if current >= *version {
-            continue;
-        }
-        tx.execute_batch(sql)
-            .map_err(|e| StoreError::sqlite(&format!("migration {version}"), &e))?;
-        tx.pragma_update(None, "user_version", version)
-            .map_err(|e| StoreError::sqlite("setting the schema version", &e))?;
-        tx.commit()
-            .map_err(|e| StoreError::sqlite(&format!("committing migration {version}"), &e))?;
-        tracing::info!(version, "applied state store migration");
-    }
-    Ok(())
 }
 
 /// Returns the database's `db_id`, creating it on first open.
@@ -156,7 +109,10 @@ mod tests {
         let path = dir.path().join("state.db");
         let config = StoreConfig::default();
         let (conn, id) = open_writer(&path, &config).expect("open");
-        assert_eq!(schema_version(&conn).expect("version"), latest_version());
+        assert_eq!(
+            sqlite::schema_version(&conn).expect("version"),
+            sqlite::latest_version(MIGRATIONS)
+        );
         assert_eq!(id.len(), 32);
         let mode: String = conn
             .pragma_query_value(None, "journal_mode", |r| r.get(0))
@@ -201,7 +157,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("state.db");
         let (conn, _) = open_writer(&path, &StoreConfig::default()).expect("open");
-        conn.pragma_update(None, "user_version", latest_version() + 1)
+        conn.pragma_update(None, "user_version", sqlite::latest_version(MIGRATIONS) + 1)
             .expect("bump version");
         drop(conn);
         let err = open_writer(&path, &StoreConfig::default()).unwrap_err();
