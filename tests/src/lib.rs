@@ -20,6 +20,7 @@ mod binaries;
 mod eventually;
 mod nats_server;
 mod process;
+mod server_events;
 
 use std::time::Duration;
 
@@ -28,6 +29,7 @@ pub use eventually::{Attempt, eventually};
 pub use nats_server::{NATS_SERVER_ENV, NatsServer, NatsServerOptions, nats_server_binary};
 pub use nix::sys::signal::Signal;
 pub use process::ChildProcess;
+pub use server_events::{Events, server_error};
 
 /// How often every wait in this crate re-checks its condition.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(20);

@@ -17,14 +17,13 @@ use std::time::Duration;
 
 use async_nats::{Client, ConnectErrorKind, Event};
 use futures::StreamExt as _;
-use identity_common::{
-    Events, Hub, Login, PROBE_WAIT, connect_with_events, known_seeds, seeds_in, server_error,
-};
+use identity_common::{Events, Hub, Login, PROBE_WAIT, connect_with_events, known_seeds, seeds_in};
 use plantd_identity::bootstrap::{Bootstrap, Key};
 use plantd_identity::claims::{Claims, Permission, Permissions, UserNats, unix_now};
 use plantd_identity::issue::issue_claims;
 use plantd_shared::creds::Creds;
 use plantd_state::watch::{WatchFrom, WatchSpec};
+use plantd_tests::server_error;
 
 /// What the server did with an action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

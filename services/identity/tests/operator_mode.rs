@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, kv};
-use async_nats::{Client, ConnectErrorKind, Event, ServerError};
+use async_nats::{Client, ConnectErrorKind, Event};
 use futures::{FutureExt as _, StreamExt as _};
 use nkeys::KeyPair;
 use plantd_identity::bootstrap::{Bootstrap, Key, STATE_BUCKET};
@@ -111,25 +111,12 @@ fn assert_refused(result: Result<Client, ConnectError>, what: &str) {
     }
 }
 
-/// Waits for a server error containing `needle` (case-insensitive).
-async fn server_error(events: &mut mpsc::UnboundedReceiver<Event>, needle: &str) -> String {
-    let needle = needle.to_lowercase();
-    let wait = async {
-        loop {
-            match events.recv().await {
-                Some(Event::ServerError(ServerError::Other(text)))
-                    if text.to_lowercase().contains(&needle) =>
-                {
-                    return text;
-                }
-                Some(_) => continue,
-                None => panic!("event channel closed while waiting for {needle:?}"),
-            }
-        }
-    };
-    timeout(EVENT_WAIT, wait)
+/// Waits for a server error containing `needle` (case-insensitive); panics after
+/// [`EVENT_WAIT`].
+async fn server_error(events: &mut plantd_tests::Events, needle: &str) -> String {
+    plantd_tests::server_error(events, needle, EVENT_WAIT)
         .await
-        .unwrap_or_else(|_| panic!("no server error containing {needle:?} within {EVENT_WAIT:?}"))
+        .unwrap_or_else(|| panic!("no server error containing {needle:?} within {EVENT_WAIT:?}"))
 }
 
 #[tokio::test]

@@ -13,7 +13,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use async_nats::{Client, Event, ServerError};
+use async_nats::Client;
 use plantd_tests::{ChildProcess, Signal, bin_path};
 use tempfile::TempDir;
 use tokio::io::AsyncWriteExt as _;
@@ -293,7 +293,7 @@ impl Login {
 }
 
 /// The events of one connection.
-pub type Events = mpsc::UnboundedReceiver<Event>;
+pub use plantd_tests::Events;
 
 /// Connects with `creds` (and `inbox_prefix`), forwarding every event to the returned channel.
 pub async fn connect_with_events(
@@ -315,24 +315,6 @@ pub async fn connect_with_events(
     }
     let client = options.connect(url).await?;
     Ok((client, rx))
-}
-
-/// Waits up to `wait` for a server error containing `needle` (case-insensitive).
-pub async fn server_error(events: &mut Events, needle: &str, wait: Duration) -> Option<String> {
-    let needle = needle.to_lowercase();
-    tokio::time::timeout(wait, async {
-        while let Some(event) = events.recv().await {
-            if let Event::ServerError(ServerError::Other(text)) = &event
-                && text.to_lowercase().contains(&needle)
-            {
-                return Some(text.clone());
-            }
-        }
-        None
-    })
-    .await
-    .ok()
-    .flatten()
 }
 
 /// Words in `text` that look like nkey seeds (`S` + key type + 56 base32 characters).

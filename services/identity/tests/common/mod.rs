@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use async_nats::{Client, ConnectErrorKind, Event, ServerError};
+use async_nats::{Client, ConnectErrorKind, Event};
 use nkeys::{KeyPair, XKey};
 use plantd_identity::bootstrap::Bootstrap;
 use plantd_identity::config::IdentityConfig;
@@ -287,25 +287,12 @@ pub fn assert_refused<T>(result: Result<T, async_nats::ConnectError>, what: &str
     }
 }
 
-/// Waits for a server error containing `needle` (case-insensitive).
-pub async fn server_error(events: &mut mpsc::UnboundedReceiver<Event>, needle: &str) -> String {
-    let needle = needle.to_lowercase();
-    let wait = async {
-        loop {
-            match events.recv().await {
-                Some(Event::ServerError(ServerError::Other(text)))
-                    if text.to_lowercase().contains(&needle) =>
-                {
-                    return text;
-                }
-                Some(_) => continue,
-                None => panic!("event channel closed while waiting for {needle:?}"),
-            }
-        }
-    };
-    tokio::time::timeout(EVENT_WAIT, wait)
+/// Waits for a server error containing `needle` (case-insensitive); panics after
+/// [`EVENT_WAIT`].
+pub async fn server_error(events: &mut plantd_tests::Events, needle: &str) -> String {
+    plantd_tests::server_error(events, needle, EVENT_WAIT)
         .await
-        .unwrap_or_else(|_| panic!("no server error containing {needle:?} within {EVENT_WAIT:?}"))
+        .unwrap_or_else(|| panic!("no server error containing {needle:?} within {EVENT_WAIT:?}"))
 }
 
 /// Waits until `client` is no longer connected (the server closed it).
