@@ -28,6 +28,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from checks import CheckFailed, expect, ok
+
 try:
     import nats
     import nats.errors
@@ -40,19 +42,6 @@ except ImportError as err:  # pragma: no cover - environment problem, not a test
 
 TIMEOUT = 5.0
 REFUSAL_WAIT = 3.0
-
-
-class CheckFailed(Exception):
-    """One check did not hold."""
-
-
-def ok(what: str) -> None:
-    print(f"ok   {what}", flush=True)
-
-
-def expect(condition: bool, what: str) -> None:
-    if not condition:
-        raise CheckFailed(what)
 
 
 def login(args: argparse.Namespace, config_dir: Path) -> tuple[Path, dict]:

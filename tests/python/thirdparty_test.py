@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+from checks import CheckFailed, expect, ok
+
 try:
     import jsonschema
     import nats
@@ -36,19 +38,6 @@ except ImportError as err:  # pragma: no cover - environment problem, not a test
 SCHEMAS = Path(__file__).resolve().parent.parent / "schemas" / "micro-v1"
 TIMEOUT = 5.0
 WATCH_DEADLINE = 10.0
-
-
-class CheckFailed(Exception):
-    """One check did not hold."""
-
-
-def ok(what: str) -> None:
-    print(f"ok   {what}", flush=True)
-
-
-def expect(condition: bool, what: str) -> None:
-    if not condition:
-        raise CheckFailed(what)
 
 
 def load_validators() -> dict:
