@@ -29,6 +29,8 @@ pub struct StateConfig {
     pub max_key_bytes: usize,
     /// Read-only SQLite connections shared by get/list.
     pub read_pool_size: usize,
+    /// Most bytes of keys and values the get cache holds (0 = no cache).
+    pub read_cache_bytes: usize,
     /// Most writes committed in one transaction.
     pub max_batch: usize,
     /// JetStream KV bucket the state is mirrored into.
@@ -50,6 +52,7 @@ impl Default for StateConfig {
             max_value_bytes: store.limits.max_value_bytes,
             max_key_bytes: store.limits.max_key_bytes,
             read_pool_size: store.read_pool_size,
+            read_cache_bytes: store.read_cache_bytes,
             max_batch: store.max_batch,
             kv_bucket: "plantd-state".into(),
             kv_history: 10,
@@ -65,6 +68,7 @@ impl StateConfig {
             durability: self.durability,
             auto_create_scopes: self.auto_create_scopes,
             read_pool_size: self.read_pool_size,
+            read_cache_bytes: self.read_cache_bytes,
             max_batch: self.max_batch,
             limits: Limits {
                 max_key_bytes: self.max_key_bytes,

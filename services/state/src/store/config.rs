@@ -44,6 +44,8 @@ pub struct StoreConfig {
     pub auto_create_scopes: bool,
     /// Number of read-only connections readers share (default 4).
     pub read_pool_size: usize,
+    /// Most bytes of keys and values the get cache holds (default 8 MiB; 0 = no cache).
+    pub read_cache_bytes: usize,
     /// Writes that may wait for the writer before `submit` waits too (backpressure).
     pub queue_capacity: usize,
     /// Most writes applied in one transaction (one group commit).
@@ -60,6 +62,7 @@ impl Default for StoreConfig {
             durability: Durability::default(),
             auto_create_scopes: false,
             read_pool_size: 4,
+            read_cache_bytes: 8 * 1024 * 1024,
             queue_capacity: 1024,
             max_batch: 512,
             busy_timeout_ms: 5000,

@@ -3,7 +3,8 @@
 //! It is split by concept: `schema.rs` opens connections and migrates, the writer thread
 //! (`writer.rs`) group-commits every change together with its outbox rows (`apply.rs` holds that
 //! SQL), and the [`Reader`] pool (`reader.rs`, SQL in `queries.rs`) serves reads concurrently
-//! thanks to WAL. This module only wires them: [`Store::open`] prepares the database and returns
+//! thanks to WAL, with a bounded cache of current values for `get` (`cache.rs`) that the writer
+//! invalidates before it acknowledges a change. This module only wires them: [`Store::open`] prepares the database and returns
 //! the two halves plus the writer thread's join handle.
 //!
 //! The store is pure storage — no NATS. The KV mirror reads the outbox with
@@ -11,6 +12,7 @@
 //! acknowledged with [`WriteHandle::outbox_done`], which rides in the same group commits.
 
 mod apply;
+mod cache;
 mod config;
 mod error;
 mod pagination;
@@ -24,6 +26,7 @@ mod writer;
 mod tests;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 pub use config::{Durability, StoreConfig};
@@ -58,8 +61,9 @@ impl Store {
         let readers = (0..config.read_pool_size)
             .map(|_| schema::open_reader(path, &config))
             .collect::<Result<Vec<_>, _>>()?;
-        let reader = Reader::new(readers, config.limits, db_id);
-        let (writer, join) = writer::spawn(conn, &config, last_seq)?;
+        let cache = Arc::new(cache::ValueCache::new(config.read_cache_bytes));
+        let reader = Reader::new(readers, Arc::clone(&cache), config.limits, db_id);
+        let (writer, join) = writer::spawn(conn, &config, last_seq, cache)?;
         tracing::info!(path = %path.display(), db_id = reader.db_id(), last_seq, "state store open");
         Ok((writer, reader, join))
     }

@@ -6,7 +6,8 @@
 //! rather than a pool crate: with a handful of connections and short queries that is all it
 //! takes, and its size (`read_pool_size`) also bounds how many blocking threads reads can occupy.
 //!
-//! A `get` is the exception: a primary-key lookup in a WAL database whose pages are cached
+//! A `get` first asks the value cache (`cache.rs`, which explains why it is never staler than
+//! the last acknowledged write) and, on a miss, is the exception: a primary-key lookup in a WAL database whose pages are cached
 //! takes a few microseconds, far less than handing it to a blocking thread and back (a profile
 //! of `plant bench --scenario state-get-64` showed the service spending most of its time in
 //! the futex wake-ups of that hand-off). So `get` runs on the calling task when a pooled
@@ -19,6 +20,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use rusqlite::Connection;
 
 use super::StoreError;
+use super::cache::ValueCache;
 use super::pagination::{decode_token, page_size};
 use super::queries;
 use super::types::{Entry, ListPage, OutboxRow, ScopeInfo};
@@ -34,6 +36,7 @@ pub struct Reader {
 struct Inner {
     pool: Mutex<Vec<Connection>>,
     returned: Condvar,
+    cache: Arc<ValueCache>,
     limits: Limits,
     db_id: String,
 }
@@ -88,11 +91,17 @@ impl Inner {
 }
 
 impl Reader {
-    pub(crate) fn new(conns: Vec<Connection>, limits: Limits, db_id: String) -> Self {
+    pub(crate) fn new(
+        conns: Vec<Connection>,
+        cache: Arc<ValueCache>,
+        limits: Limits,
+        db_id: String,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 pool: Mutex::new(conns),
                 returned: Condvar::new(),
+                cache,
                 limits,
                 db_id,
             }),
@@ -136,7 +145,18 @@ impl Reader {
     pub async fn get(&self, scope: &str, key: &str) -> Result<Entry, StoreError> {
         validate::scope(scope)?;
         validate::key(key, &self.inner.limits)?;
-        // A point read on this task when a connection is free (see the module docs).
+        let ticket = match self.inner.cache.get(scope, key) {
+            Ok(entry) => return Ok(entry),
+            Err(ticket) => ticket,
+        };
+        let entry = self.get_from_sqlite(scope, key).await?;
+        self.inner.cache.fill(ticket, &entry);
+        Ok(entry)
+    }
+
+    /// A point read on this task when a connection is free (see the module docs), else on
+    /// the blocking pool.
+    async fn get_from_sqlite(&self, scope: &str, key: &str) -> Result<Entry, StoreError> {
         if let Some(checkout) = self.inner.try_checkout() {
             let conn = checkout
                 .conn

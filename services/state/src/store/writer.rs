@@ -22,6 +22,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::apply::{ApplyContext, apply};
+use super::cache::{Touched, ValueCache};
 use super::types::{
     DeleteOutcome, OutboxDoneOutcome, ScopeCreateOutcome, ScopeDeleteOutcome, SetOutcome, WriteOp,
     WriteOutcome,
@@ -210,6 +211,7 @@ pub(crate) fn spawn(
     conn: Connection,
     config: &StoreConfig,
     last_seq: u64,
+    cache: Arc<ValueCache>,
 ) -> Result<(WriteHandle, JoinHandle<()>), StoreError> {
     let (tx, rx) = mpsc::channel(config.queue_capacity);
     let (committed_tx, committed) = watch::channel(last_seq);
@@ -219,6 +221,7 @@ pub(crate) fn spawn(
         rx,
         committed: committed_tx,
         counters: Arc::clone(&counters),
+        cache,
         max_batch: config.max_batch,
         auto_create_scopes: config.auto_create_scopes,
     };
@@ -247,6 +250,8 @@ struct Writer {
     rx: mpsc::Receiver<Message>,
     committed: watch::Sender<u64>,
     counters: Arc<Counters>,
+    /// The readers' get cache, invalidated after each commit, before any answer.
+    cache: Arc<ValueCache>,
     max_batch: usize,
     auto_create_scopes: bool,
 }
@@ -289,6 +294,9 @@ impl Writer {
             Ok((results, last_seq)) => {
                 self.counters.commit_groups.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(ops = count, "state store group commit");
+                // Before any answer: an acknowledged change is never hidden by a cached value.
+                self.cache
+                    .invalidate(batch.iter().filter_map(|p| touched(&p.op)));
                 if let Some(seq) = last_seq {
                     self.committed.send_replace(seq);
                 }
@@ -344,6 +352,17 @@ impl Writer {
         tx.commit()
             .map_err(|e| StoreError::sqlite("committing", &e))?;
         Ok((results, last_seq))
+    }
+}
+
+/// The cached keys `op` may have changed.
+fn touched(op: &WriteOp) -> Option<Touched<'_>> {
+    match op {
+        WriteOp::Set { scope, key, .. } | WriteOp::Delete { scope, key, .. } => {
+            Some(Touched::Key(scope, key))
+        }
+        WriteOp::ScopeDelete { scope } => Some(Touched::Scope(scope)),
+        WriteOp::ScopeCreate { .. } | WriteOp::OutboxDone { .. } => None,
     }
 }
 

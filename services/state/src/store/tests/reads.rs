@@ -294,3 +294,62 @@ async fn gets_fall_back_to_the_pool_while_lists_hold_it() {
         assert_eq!(list.await.unwrap().unwrap().entries.len(), 200);
     }
 }
+
+/// The get cache never answers with a value older than the last acknowledged write: while
+/// readers keep the key hot, every get after a set's ack sees that set's version or a newer
+/// one; a cached key that is deleted, or whose scope is deleted, is a 404 right after the ack.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cached_gets_never_lag_an_acknowledged_write() {
+    let store = TestStore::auto_create();
+    store.writer.set("s", "k", "0", false, None).await.unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hammers: Vec<_> = (0..4)
+        .map(|_| {
+            let (r, stop) = (store.reader.clone(), stop.clone());
+            tokio::spawn(async move {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = r.get("s", "k").await;
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    for i in 1..=300u64 {
+        let acked = store
+            .writer
+            .set("s", "k", &i.to_string(), false, None)
+            .await
+            .unwrap()
+            .version;
+        let seen = store.reader.get("s", "k").await.unwrap();
+        assert!(
+            seen.version >= acked,
+            "get after ack of v{acked} returned v{}",
+            seen.version
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for hammer in hammers {
+        hammer.await.unwrap();
+    }
+
+    // Cached, then deleted: 404 at once.
+    assert_eq!(store.reader.get("s", "k").await.unwrap().value, "300");
+    store.writer.delete("s", "k", None).await.unwrap();
+    assert!(matches!(
+        store.reader.get("s", "k").await,
+        Err(StoreError::NotFound { .. })
+    ));
+    // Cached, then its scope deleted: 404 at once; a sub-scope's cached key is untouched.
+    store.writer.set("s", "k2", "v", false, None).await.unwrap();
+    store
+        .writer
+        .set("s.sub", "k", "v", false, None)
+        .await
+        .unwrap();
+    assert!(store.reader.get("s", "k2").await.is_ok());
+    assert!(store.reader.get("s.sub", "k").await.is_ok());
+    store.writer.scope_delete("s").await.unwrap();
+    assert!(store.reader.get("s", "k2").await.is_err());
+    assert_eq!(store.reader.get("s.sub", "k").await.unwrap().value, "v");
+}
