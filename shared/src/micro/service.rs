@@ -165,7 +165,9 @@ impl ServiceBuilder {
         self
     }
 
-    /// Adds an endpoint with an explicit name and a typed handler.
+    /// Adds an endpoint with an explicit name and a typed handler. For handlers of the form
+    /// `async fn(&App, RequestContext, Req)` over a shared `Arc<App>`, use
+    /// [`app_endpoint!`](crate::app_endpoint).
     pub fn endpoint<Req, Resp, F, Fut>(self, name: &str, subject: String, handler: F) -> Self
     where
         Req: WireMessage,
@@ -532,4 +534,21 @@ fn error_headers(err: &ServiceError) -> HeaderMap {
     headers.insert(ERROR_CODE_HEADER, err.code.as_u16().to_string().as_str());
     headers.insert(CONTENT_TYPE, JSON);
     headers
+}
+
+/// Adds an endpoint whose handler is `async fn(&App, RequestContext, Req) -> Result<Resp,
+/// ServiceError>` over an `Arc<App>`: `app_endpoint!(builder, &app, "get", subject, keys::get)`.
+///
+/// Each request gets its own clone of the `Arc`, so the handler's future owns what it borrows.
+/// A macro rather than a method: a generic bound cannot name "an async fn borrowing `&App` for
+/// as long as its future lives" without boxing every request's future.
+#[macro_export]
+macro_rules! app_endpoint {
+    ($builder:expr, $app:expr, $name:literal, $subject:expr, $handler:path) => {{
+        let app = ::std::sync::Arc::clone($app);
+        $builder.endpoint($name, $subject, move |ctx, req| {
+            let app = ::std::sync::Arc::clone(&app);
+            async move { $handler(&app, ctx, req).await }
+        })
+    }};
 }

@@ -19,7 +19,7 @@ use std::time::Duration;
 use pbjson_types::Timestamp;
 use plantd_schemas::identity::v1::User;
 use plantd_shared::{
-    ErrorCode, ServiceError,
+    ErrorCode, ServiceError, app_endpoint,
     micro::ServiceBuilder,
     subjects::identity::{admin, op},
 };
@@ -75,36 +75,34 @@ impl App {
 
 /// Adds every identity endpoint to `builder`.
 pub fn register(builder: ServiceBuilder, app: Arc<App>) -> ServiceBuilder {
-    macro_rules! route {
-        ($builder:expr, $name:literal, $subject:expr, $handler:path) => {{
-            let app = Arc::clone(&app);
-            $builder.endpoint($name, $subject, move |ctx, req| {
-                let app = Arc::clone(&app);
-                async move { $handler(&app, ctx, req).await }
-            })
-        }};
-    }
-    let b = route!(builder, "login", op("login"), login::login);
-    let b = route!(b, "refresh", op("refresh"), session::refresh);
-    let b = route!(b, "logout", op("logout"), session::logout);
-    let b = route!(b, "whoami", op("whoami"), session::whoami);
-    let b = route!(
+    let b = app_endpoint!(builder, &app, "login", op("login"), login::login);
+    let b = app_endpoint!(b, &app, "refresh", op("refresh"), session::refresh);
+    let b = app_endpoint!(b, &app, "logout", op("logout"), session::logout);
+    let b = app_endpoint!(b, &app, "whoami", op("whoami"), session::whoami);
+    let b = app_endpoint!(
         b,
+        &app,
         "check-permission",
         op("check-permission"),
         session::check
     );
-    let b = route!(b, "user-create", admin("user.create"), users::create);
-    let b = route!(b, "user-get", admin("user.get"), users::get);
-    let b = route!(b, "user-update", admin("user.update"), users::update);
-    let b = route!(b, "user-delete", admin("user.delete"), users::delete);
-    let b = route!(b, "user-list", admin("user.list"), users::list);
-    let b = route!(b, "org-create", admin("org.create"), orgs::create);
-    let b = route!(b, "org-get", admin("org.get"), orgs::get);
-    let b = route!(b, "org-list", admin("org.list"), orgs::list);
-    let b = route!(b, "role-assign", admin("role.assign"), orgs::assign);
-    let b = route!(b, "role-unassign", admin("role.unassign"), orgs::unassign);
-    route!(b, "creds", admin("creds"), creds::issue)
+    let b = app_endpoint!(b, &app, "user-create", admin("user.create"), users::create);
+    let b = app_endpoint!(b, &app, "user-get", admin("user.get"), users::get);
+    let b = app_endpoint!(b, &app, "user-update", admin("user.update"), users::update);
+    let b = app_endpoint!(b, &app, "user-delete", admin("user.delete"), users::delete);
+    let b = app_endpoint!(b, &app, "user-list", admin("user.list"), users::list);
+    let b = app_endpoint!(b, &app, "org-create", admin("org.create"), orgs::create);
+    let b = app_endpoint!(b, &app, "org-get", admin("org.get"), orgs::get);
+    let b = app_endpoint!(b, &app, "org-list", admin("org.list"), orgs::list);
+    let b = app_endpoint!(b, &app, "role-assign", admin("role.assign"), orgs::assign);
+    let b = app_endpoint!(
+        b,
+        &app,
+        "role-unassign",
+        admin("role.unassign"),
+        orgs::unassign
+    );
+    app_endpoint!(b, &app, "creds", admin("creds"), creds::issue)
 }
 
 /// Maps a store error to the wire.

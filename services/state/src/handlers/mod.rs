@@ -12,7 +12,7 @@ mod scopes;
 use std::sync::Arc;
 
 use plantd_shared::{
-    ServiceError,
+    ServiceError, app_endpoint,
     micro::{RequestContext, ServiceBuilder},
     subjects::state as subj,
 };
@@ -38,30 +38,23 @@ impl StateApp {
 
 /// Adds every state endpoint to `builder`.
 pub fn register(builder: ServiceBuilder, app: Arc<StateApp>) -> ServiceBuilder {
-    macro_rules! route {
-        ($builder:expr, $name:literal, $subject:expr, $handler:path) => {{
-            let app = Arc::clone(&app);
-            $builder.endpoint($name, $subject, move |ctx, req| {
-                let app = Arc::clone(&app);
-                async move { $handler(&app, ctx, req).await }
-            })
-        }};
-    }
-    let b = route!(builder, "get", subj::key_op_all("get"), keys::get);
-    let b = route!(b, "set", subj::key_op_all("set"), keys::set);
-    let b = route!(b, "delete", subj::key_op_all("delete"), keys::delete);
-    let b = route!(b, "list", subj::key_op_all("list"), keys::list);
-    let b = route!(
+    let b = app_endpoint!(builder, &app, "get", subj::key_op_all("get"), keys::get);
+    let b = app_endpoint!(b, &app, "set", subj::key_op_all("set"), keys::set);
+    let b = app_endpoint!(b, &app, "delete", subj::key_op_all("delete"), keys::delete);
+    let b = app_endpoint!(b, &app, "list", subj::key_op_all("list"), keys::list);
+    let b = app_endpoint!(
         b,
+        &app,
         "scope-create",
         subj::scope_op_all("create"),
         scopes::create
     );
-    let b = route!(
+    let b = app_endpoint!(
         b,
+        &app,
         "scope-delete",
         subj::scope_op_all("delete"),
         scopes::delete
     );
-    route!(b, "scope-list", subj::scope_list(), scopes::list)
+    app_endpoint!(b, &app, "scope-list", subj::scope_list(), scopes::list)
 }
