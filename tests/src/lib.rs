@@ -19,6 +19,7 @@
 mod binaries;
 mod eventually;
 mod nats_server;
+mod plant_cli;
 mod process;
 mod server_events;
 
@@ -28,6 +29,7 @@ pub use binaries::{BIN_DIR_ENV, bin_path};
 pub use eventually::{Attempt, eventually};
 pub use nats_server::{NATS_SERVER_ENV, NatsServer, NatsServerOptions, nats_server_binary};
 pub use nix::sys::signal::Signal;
+pub use plant_cli::{plant_command, run_to_end};
 pub use process::ChildProcess;
 pub use server_events::{Events, server_error};
 

@@ -6,7 +6,7 @@
 //! once it says "watching" on stderr (printed after its consumer exists).
 
 use std::path::Path;
-use std::process::{Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -14,7 +14,6 @@ use async_nats::jetstream;
 use plantd_tests::{ChildProcess, NatsServer, bin_path, eventually};
 use serde_json::Value;
 use tempfile::TempDir;
-use tokio::io::AsyncWriteExt as _;
 
 /// How long a test waits for readiness or for a child to finish.
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -113,31 +112,11 @@ impl Plant {
     }
 
     async fn exec(&self, json: bool, args: &[&str], stdin: Option<&str>) -> Output {
-        let mut command = tokio::process::Command::new(bin_path("plant"));
-        command
-            .args(self.global(json))
-            .args(args)
-            .env_remove("PLANTD_SERVER")
-            .env_remove("PLANTD_CREDS")
-            .env_remove("PLANTD_STATE_KV_BUCKET")
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let mut child = command.spawn().expect("plant runs");
-        if let Some(text) = stdin {
-            let mut pipe = child.stdin.take().expect("stdin is piped");
-            pipe.write_all(text.as_bytes()).await.expect("stdin write");
-            drop(pipe);
-        }
-        tokio::time::timeout(DEADLINE, child.wait_with_output())
+        let mut command = plantd_tests::plant_command(self.global(json));
+        command.args(args);
+        plantd_tests::run_to_end(command, stdin, DEADLINE)
             .await
-            .unwrap_or_else(|_| panic!("plant {args:?} did not finish within {DEADLINE:?}"))
-            .expect("plant output")
+            .unwrap_or_else(|err| panic!("plant {args:?}: {err:#}"))
     }
 
     /// Starts `plant -o json state watch …` in the background and waits until it watches.

@@ -9,14 +9,12 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use async_nats::Client;
 use plantd_tests::{ChildProcess, Signal, bin_path};
 use tempfile::TempDir;
-use tokio::io::AsyncWriteExt as _;
 use tokio::sync::mpsc;
 
 /// Patience for anything that should happen "soon" (a hub ready, a CLI call done).
@@ -219,30 +217,11 @@ impl std::fmt::Display for Run {
 /// Runs `plant <args>` with `config_dir` as `PLANTD_CONFIG_DIR` and `stdin` piped in, bounded
 /// by [`DEADLINE`].
 pub async fn plant(config_dir: &Path, args: &[&str], stdin: Option<&str>) -> anyhow::Result<Run> {
-    let mut command = tokio::process::Command::new(bin_path("plant"));
-    command
-        .args(args)
-        .env("PLANTD_CONFIG_DIR", config_dir)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    for name in CLEARED_ENV.iter().filter(|n| **n != "PLANTD_CONFIG_DIR") {
-        command.env_remove(name);
-    }
-    let mut child = command.spawn().context("cannot run plant")?;
-    if let Some(text) = stdin {
-        let mut pipe = child.stdin.take().context("stdin is piped")?;
-        pipe.write_all(text.as_bytes()).await?;
-        drop(pipe);
-    }
-    let output = tokio::time::timeout(DEADLINE, child.wait_with_output())
+    let mut command = plantd_tests::plant_command(args);
+    command.env("PLANTD_CONFIG_DIR", config_dir);
+    let output = plantd_tests::run_to_end(command, stdin, DEADLINE)
         .await
-        .with_context(|| format!("plant {args:?} did not finish within {DEADLINE:?}"))??;
+        .with_context(|| format!("plant {args:?}"))?;
     Ok(Run {
         code: output.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
