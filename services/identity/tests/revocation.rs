@@ -162,12 +162,24 @@ async fn a_role_change_revokes_and_a_new_login_gets_the_new_rights() {
     let (client, mut events) = bob.connect().await.unwrap();
     let mut sub = hub.admin.subscribe("plantd.state.set.site1").await.unwrap();
     hub.admin.flush().await.unwrap();
-    client
-        .publish("plantd.state.set.site1", "{}".into())
-        .await
-        .unwrap();
-    let delivered = tokio::time::timeout(common::EVENT_WAIT, sub.next()).await;
-    assert!(delivered.is_ok(), "the operator publish reached the server");
+    // Publish until the admin hears it (bounded): right after the account update a first
+    // publish is sometimes silently dropped by nats-server 2.15.1 for a moment (seen in ~1 of
+    // 3 runs, never after ~1 s; no permissions violation is reported for it). What this test
+    // checks is the new rights, so it must not hinge on that one message.
+    let deadline = tokio::time::Instant::now() + common::EVENT_WAIT;
+    let delivered = loop {
+        client
+            .publish("plantd.state.set.site1", "{}".into())
+            .await
+            .unwrap();
+        client.flush().await.unwrap();
+        match tokio::time::timeout(std::time::Duration::from_millis(200), sub.next()).await {
+            Ok(message) => break message.is_some(),
+            Err(_) if tokio::time::Instant::now() < deadline => continue,
+            Err(_) => break false,
+        }
+    };
+    assert!(delivered, "the operator publish reached the server");
     while let Ok(event) = events.try_recv() {
         assert!(!format!("{event:?}").contains("iolation"), "{event:?}");
     }
