@@ -14,12 +14,13 @@ use serde_json::Value;
 /// Far above the ~5 s the tiny run takes in a debug build, for a loaded machine.
 const DEADLINE: Duration = Duration::from_secs(120);
 
-const SCENARIOS: [&str; 7] = [
+const SCENARIOS: [&str; 8] = [
     "echo-1",
     "echo-64",
     "state-get-64",
     "state-set-1",
     "state-set-64",
+    "state-set-naive-64",
     "state-watch",
     "state-set-full-64",
 ];

@@ -10,6 +10,7 @@ use std::time::Duration;
 use plantd_shared::codec::Encoding;
 use plantd_state::store::Durability;
 
+use super::naive::SetBaseline;
 use crate::context::parse_duration;
 
 /// Arguments of `plant bench`.
@@ -125,13 +126,17 @@ pub enum Scenario {
     /// State get of preloaded keys, 64 in flight, vs the bare echo responder.
     #[value(name = "state-get-64")]
     StateGet64,
-    /// State set (durability normal), 1 in flight, vs a naive SQLite-then-KV responder.
+    /// State set (durability normal), 1 in flight, vs a bare responder that only puts into KV.
     #[value(name = "state-set-1")]
     StateSet1,
-    /// State set (durability normal), 64 in flight, vs the naive responder.
+    /// State set (durability normal), 64 in flight, vs the KV-only responder.
     #[value(name = "state-set-64")]
     StateSet64,
-    /// Set → watcher receipt through the KV mirror, vs KV put → KV watcher receipt.
+    /// State set (durability normal), 64 in flight, vs a naive SQLite-then-KV responder.
+    #[value(name = "state-set-naive-64")]
+    StateSetNaive64,
+    /// Set request → watcher receipt through the KV mirror, vs request → KV-only responder's
+    /// put → KV watcher receipt.
     #[value(name = "state-watch")]
     StateWatch,
     /// State set with durability full, 64 in flight, vs the naive responder with
@@ -142,12 +147,13 @@ pub enum Scenario {
 
 impl Scenario {
     /// Every scenario, in the order they run.
-    pub const ALL: [Scenario; 7] = [
+    pub const ALL: [Scenario; 8] = [
         Scenario::Echo1,
         Scenario::Echo64,
         Scenario::StateGet64,
         Scenario::StateSet1,
         Scenario::StateSet64,
+        Scenario::StateSetNaive64,
         Scenario::StateWatch,
         Scenario::StateSetFull64,
     ];
@@ -160,6 +166,7 @@ impl Scenario {
             Scenario::StateGet64 => "state-get-64",
             Scenario::StateSet1 => "state-set-1",
             Scenario::StateSet64 => "state-set-64",
+            Scenario::StateSetNaive64 => "state-set-naive-64",
             Scenario::StateWatch => "state-watch",
             Scenario::StateSetFull64 => "state-set-full-64",
         }
@@ -180,7 +187,7 @@ impl Scenario {
             Scenario::Echo64 => 40_000,
             Scenario::StateGet64 => 30_000,
             Scenario::StateSet1 => 2_000,
-            Scenario::StateSet64 => 10_000,
+            Scenario::StateSet64 | Scenario::StateSetNaive64 => 10_000,
             Scenario::StateWatch => 1_000,
             Scenario::StateSetFull64 => 3_000,
         }
@@ -194,24 +201,49 @@ impl Scenario {
         }
     }
 
-    /// The durability the state service must run with, for scenarios that write.
+    /// The durability the state service must run with, for scenarios that write. The
+    /// scenarios compared with baselines that do not fsync run `normal`, which does not
+    /// either; `state-set-full-64` measures the default, `full`.
     pub fn durability(self) -> Option<Durability> {
         match self {
-            Scenario::StateSet1 | Scenario::StateSet64 => Some(Durability::Normal),
+            Scenario::StateSet1
+            | Scenario::StateSet64
+            | Scenario::StateSetNaive64
+            | Scenario::StateWatch => Some(Durability::Normal),
             Scenario::StateSetFull64 => Some(Durability::Full),
             _ => None,
         }
     }
 
-    /// What the baseline path is, for the report.
-    pub fn baseline_label(self) -> &'static str {
+    /// The responder the baseline path sends to.
+    pub fn baseline(self) -> Baseline {
         match self {
-            Scenario::Echo1 | Scenario::Echo64 | Scenario::StateGet64 => "raw echo",
-            Scenario::StateSet1 | Scenario::StateSet64 => "naive normal",
-            Scenario::StateSetFull64 => "naive full",
-            Scenario::StateWatch => "raw kv watch",
+            Scenario::Echo1 | Scenario::Echo64 | Scenario::StateGet64 => Baseline::RawEcho,
+            Scenario::StateSet1 | Scenario::StateSet64 | Scenario::StateWatch => {
+                Baseline::Set(SetBaseline::Kv)
+            }
+            Scenario::StateSetNaive64 => Baseline::Set(SetBaseline::Naive(Durability::Normal)),
+            Scenario::StateSetFull64 => Baseline::Set(SetBaseline::Naive(Durability::Full)),
         }
     }
+
+    /// What the baseline path is, for the report.
+    pub fn baseline_label(self) -> &'static str {
+        match (self, self.baseline()) {
+            (Scenario::StateWatch, _) => "kv put→watch",
+            (_, Baseline::RawEcho) => "raw echo",
+            (_, Baseline::Set(set)) => set.label(),
+        }
+    }
+}
+
+/// The responder a scenario's baseline path sends to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Baseline {
+    /// The bare queue-group echo responder.
+    RawEcho,
+    /// One of the set responders.
+    Set(SetBaseline),
 }
 
 #[cfg(test)]

@@ -4,8 +4,9 @@
 //!   payload back to its reply subject, one spawned task per message so 64 requests in flight
 //!   are answered concurrently. It is what the echo service and state `get` are compared with:
 //!   no codec, no micro runtime, no store.
-//! * **naive state** ([`super::naive`]): SQLite upsert in its own transaction, then a KV put,
-//!   then the reply — state without group commit or an outbox.
+//! * **set responders** ([`super::naive`]): a KV put then the reply (the kv responder), or a
+//!   SQLite upsert in its own transaction, then the KV put, then the reply (the naive one) —
+//!   state without SQLite, and state without group commit or an outbox.
 //!
 //! They run on a dedicated multi-threaded tokio runtime (two workers, like a service process)
 //! in a thread of their own, so the bench's client tasks and the baseline responders do not
@@ -21,10 +22,9 @@ use plantd_shared::{
     connection::{self, StartMode},
     subjects,
 };
-use plantd_state::store::Durability;
 use tokio::sync::oneshot;
 
-use super::naive;
+use super::naive::{self, SetBaseline};
 
 /// Queue group of every baseline responder.
 pub const QUEUE: &str = "plantd-bench";
@@ -39,8 +39,8 @@ pub fn raw_echo_subject() -> String {
 pub struct Wanted {
     /// The raw echo responder.
     pub echo: bool,
-    /// A naive state responder per durability.
-    pub naive: Vec<Durability>,
+    /// The set responders.
+    pub sets: Vec<SetBaseline>,
 }
 
 /// The thread and runtime serving the baselines.
@@ -150,8 +150,8 @@ async fn serve(
         });
     }
     let js = jetstream::new(client.clone());
-    for &durability in &wanted.naive {
-        naive::start(&client, &js, dir, durability).await?;
+    for &set in &wanted.sets {
+        naive::start(&client, &js, dir, set).await?;
     }
     client
         .flush()

@@ -63,16 +63,22 @@ enum Figure {
 }
 
 /// The scenario goals: (scenario, figure, at most?, bound, baseline name).
+///
+/// What each says: the runtime adds at most 10 % to a bare responder's throughput and 15 % to
+/// its latency (echo); a cached get keeps 85 % of a bare responder's throughput; SQLite truth
+/// plus the pipelined mirror cost nothing over NATS's own KV (`state-set-64` vs the kv
+/// responder) and group commit beats one fsync per write threefold (`state-set-full-64`); a
+/// watcher hears a set at most 20 % later than it hears a bare KV put made for a request.
 const SCENARIO_GOALS: [(&str, Figure, bool, f64, &str); 6] = [
     ("echo-64", Figure::Throughput, false, 0.9, "raw echo"),
     ("echo-1", Figure::P50, true, 1.15, "raw echo"),
-    ("state-get-64", Figure::Throughput, false, 0.8, "raw echo"),
+    ("state-get-64", Figure::Throughput, false, 0.85, "raw echo"),
     (
         "state-set-64",
         Figure::Throughput,
         false,
-        2.0,
-        "naive responder",
+        1.0,
+        "kv responder",
     ),
     (
         "state-set-full-64",
@@ -81,7 +87,13 @@ const SCENARIO_GOALS: [(&str, Figure, bool, f64, &str); 6] = [
         3.0,
         "naive responder (FULL)",
     ),
-    ("state-watch", Figure::P50, true, 2.0, "raw KV put→watch"),
+    (
+        "state-watch",
+        Figure::P50,
+        true,
+        1.2,
+        "request→KV put→watch",
+    ),
 ];
 
 /// Checks every goal against the run.

@@ -1,7 +1,7 @@
 //! `plant bench`: plantd measured against raw NATS baselines in the same run.
 //!
 //! Every scenario has a plantd path (a service through the shared runtime) and a raw baseline
-//! (a bare async-nats responder or a naive SQLite-then-KV one) that `plant bench` serves
+//! (a bare async-nats responder, a KV-only one, or a naive SQLite-then-KV one) that `plant bench` serves
 //! itself; rounds of the two alternate and the report gives medians with min–max and the
 //! plantd/baseline ratio per scenario, the services' memory, and whether the goals were met.
 //! docs/performance.md explains the scenarios and keeps the latest figures.
@@ -37,8 +37,9 @@ use plantd_shared::{
 use plantd_state::store::Durability;
 
 pub use args::BenchArgs;
-use args::{Scenario, Target};
+use args::{Baseline, Scenario, Target};
 use local::LocalPlant;
+use naive::SetBaseline;
 use remote::Remote;
 use report::{BenchReport, ScenarioReport};
 use scenarios::Env;
@@ -102,14 +103,17 @@ impl BenchArgs {
             Some(_) => None,
         };
 
-        let mut naive_durabilities: Vec<Durability> =
-            selected.iter().filter_map(|s| s.durability()).collect();
-        naive_durabilities.dedup();
+        let mut sets: Vec<SetBaseline> = Vec::new();
+        for s in &selected {
+            if let Baseline::Set(set) = s.baseline()
+                && !sets.contains(&set)
+            {
+                sets.push(set);
+            }
+        }
         let wanted = baselines::Wanted {
-            echo: needs(&|s| {
-                matches!(s, Scenario::Echo1 | Scenario::Echo64 | Scenario::StateGet64)
-            }),
-            naive: naive_durabilities.clone(),
+            echo: needs(&|s| s.baseline() == Baseline::RawEcho),
+            sets: sets.clone(),
         };
         progress.phase("starting the baseline responders".into());
         let mut host =
@@ -187,12 +191,8 @@ impl BenchArgs {
                 for scope in created_scopes {
                     let _ = scenarios::delete_scope(&env, scope).await;
                 }
-                for bucket in naive_durabilities.iter().map(|d| naive::bucket(*d)).chain(
-                    selected
-                        .contains(&Scenario::StateWatch)
-                        .then(|| scenarios::RAW_WATCH_BUCKET.to_string()),
-                ) {
-                    let _ = env.js.delete_key_value(&bucket).await;
+                for set in &sets {
+                    let _ = env.js.delete_key_value(set.bucket()).await;
                 }
                 Vec::new()
             }

@@ -1,12 +1,18 @@
-//! The naive state responder: what a state service without group commit or an outbox does.
+//! The set baselines: responders that answer a `SetRequest` the way a simpler state service
+//! would, so `plant bench` can say what plantd's SQLite truth and mirror cost.
 //!
-//! For each `SetRequest` on its subject: upsert the key in SQLite (WAL, `synchronous` NORMAL
-//! or FULL as the compared plantd instance, **one transaction per write**), then `kv.put` the
-//! value into its own KV bucket and wait for the JetStream ack, then reply with the version.
-//! Requests are handled concurrently (one task each), so KV puts overlap; the SQLite writes go
-//! one at a time through a dedicated thread that owns the connection — the fastest a single
-//! SQLite writer gets without batching, and therefore a fair baseline for plantd's group
-//! commit. Its database is a temp file of the bench, never the state service's.
+//! * **kv responder** ([`SetBaseline::Kv`]): `kv.put` of the value into its own KV bucket,
+//!   wait for the JetStream ack, reply with the revision. No SQLite: what NATS's own KV costs,
+//!   the floor for any state service that mirrors into KV. It is also the baseline of
+//!   `state-watch` (request → put → a KV watcher receives it).
+//! * **naive responder** ([`SetBaseline::Naive`]): upsert the key in SQLite first (WAL,
+//!   `synchronous` NORMAL or FULL as the compared plantd instance, **one transaction per
+//!   write**), then the same `kv.put`, then the reply — state without group commit or an
+//!   outbox. The SQLite writes go one at a time through a dedicated thread that owns the
+//!   connection: the fastest a single SQLite writer gets without batching, and therefore a fair
+//!   baseline for plantd's group commit. Its database is a temp file of the bench.
+//!
+//! Requests are handled concurrently (one task each), so KV puts overlap.
 
 use std::path::Path;
 
@@ -26,21 +32,46 @@ use tokio::sync::oneshot;
 
 use super::baselines::QUEUE;
 
-/// Scope the naive responder files every key under (its KV keys look like plantd's).
-const SCOPE: &str = "plantd-bench";
+/// Scope the set baselines file every key under (their KV keys look like plantd's).
+pub const SCOPE: &str = "plantd-bench";
 
-/// Subject of the naive responder of `durability`.
-pub fn subject(durability: Durability) -> String {
-    let op = match durability {
-        Durability::Normal => "naive-set-normal",
-        Durability::Full => "naive-set-full",
-    };
-    subjects::module_op("bench", op)
+/// One of the set baselines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetBaseline {
+    /// `kv.put`, then the reply.
+    Kv,
+    /// A SQLite upsert with this durability, then `kv.put`, then the reply.
+    Naive(Durability),
 }
 
-/// KV bucket of the naive responder of `durability`.
-pub fn bucket(durability: Durability) -> String {
-    format!("plantd-bench-naive-{}", durability_name(durability))
+impl SetBaseline {
+    /// Its name in subjects and buckets: `kv`, `naive-normal` or `naive-full`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SetBaseline::Kv => "kv",
+            SetBaseline::Naive(Durability::Normal) => "naive-normal",
+            SetBaseline::Naive(Durability::Full) => "naive-full",
+        }
+    }
+
+    /// Its label in the report.
+    pub fn label(self) -> &'static str {
+        match self {
+            SetBaseline::Kv => "kv responder",
+            SetBaseline::Naive(Durability::Normal) => "naive normal",
+            SetBaseline::Naive(Durability::Full) => "naive full",
+        }
+    }
+
+    /// The subject it answers on.
+    pub fn subject(self) -> String {
+        subjects::module_op("bench", &format!("set-{}", self.name()))
+    }
+
+    /// Its KV bucket.
+    pub fn bucket(self) -> String {
+        format!("plantd-bench-{}", self.name())
+    }
 }
 
 /// `normal` or `full`.
@@ -58,14 +89,52 @@ struct Job {
     done: oneshot::Sender<Result<u64, String>>,
 }
 
-/// Opens the database and the bucket and subscribes the responder.
+/// Opens the database (naive only) and the bucket and subscribes the responder.
 pub async fn start(
     client: &Client,
     js: &jetstream::Context,
     dir: &Path,
-    durability: Durability,
+    baseline: SetBaseline,
 ) -> anyhow::Result<()> {
-    let db_path = dir.join(format!("naive-{}.db", durability_name(durability)));
+    let jobs = match baseline {
+        SetBaseline::Kv => None,
+        SetBaseline::Naive(durability) => Some(start_sqlite(dir, baseline, durability)?),
+    };
+    let name = baseline.bucket();
+    let kv = match js.get_key_value(&name).await {
+        Ok(kv) => kv,
+        Err(_) => js
+            .create_key_value(jetstream::kv::Config {
+                bucket: name.clone(),
+                description: format!("plant bench: the {} baseline", baseline.label()),
+                history: 10,
+                storage: jetstream::stream::StorageType::File,
+                ..Default::default()
+            })
+            .await
+            .with_context(|| format!("cannot create KV bucket {name}"))?,
+    };
+    let mut requests = client
+        .queue_subscribe(baseline.subject(), QUEUE.to_string())
+        .await
+        .with_context(|| format!("cannot subscribe the {} baseline", baseline.label()))?;
+    let client = client.clone();
+    tokio::spawn(async move {
+        while let Some(msg) = requests.next().await {
+            let (client, kv, jobs) = (client.clone(), kv.clone(), jobs.clone());
+            tokio::spawn(async move { handle(msg, &client, &kv, &jobs).await });
+        }
+    });
+    Ok(())
+}
+
+/// Opens the naive database and starts the thread that writes it, one transaction a write.
+fn start_sqlite(
+    dir: &Path,
+    baseline: SetBaseline,
+    durability: Durability,
+) -> anyhow::Result<std::sync::mpsc::Sender<Job>> {
+    let db_path = dir.join(format!("{}.db", baseline.name()));
     let conn = open(&db_path, durability)
         .with_context(|| format!("cannot open the naive database {}", db_path.display()))?;
     let (jobs, queue) = std::sync::mpsc::channel::<Job>();
@@ -80,61 +149,43 @@ pub async fn start(
             }
         })
         .context("cannot start the naive SQLite thread")?;
-
-    let name = bucket(durability);
-    let kv = match js.get_key_value(&name).await {
-        Ok(kv) => kv,
-        Err(_) => js
-            .create_key_value(jetstream::kv::Config {
-                bucket: name.clone(),
-                description: "plant bench: the naive state baseline's mirror".into(),
-                history: 10,
-                storage: jetstream::stream::StorageType::File,
-                ..Default::default()
-            })
-            .await
-            .with_context(|| format!("cannot create KV bucket {name}"))?,
-    };
-    let mut requests = client
-        .queue_subscribe(subject(durability), QUEUE.to_string())
-        .await
-        .context("cannot subscribe the naive state responder")?;
-    let client = client.clone();
-    tokio::spawn(async move {
-        while let Some(msg) = requests.next().await {
-            let (client, kv, jobs) = (client.clone(), kv.clone(), jobs.clone());
-            tokio::spawn(async move { handle(msg, &client, &kv, &jobs).await });
-        }
-    });
-    Ok(())
+    Ok(jobs)
 }
 
-/// Decodes, writes, mirrors, replies.
+/// Decodes, writes (naive only), puts into KV, replies.
 async fn handle(
     msg: Message,
     client: &Client,
     kv: &jetstream::kv::Store,
-    jobs: &std::sync::mpsc::Sender<Job>,
+    jobs: &Option<std::sync::mpsc::Sender<Job>>,
 ) {
     let Some(reply) = msg.reply else { return };
     let encoding = Encoding::from_headers(msg.headers.as_ref());
     let internal = |e: String| ServiceError::new(ErrorCode::Internal, e);
     let result = async {
         let req: SetRequest = encoding.decode(&msg.payload)?;
-        let (done, version) = oneshot::channel();
-        jobs.send(Job {
-            key: req.key.clone(),
-            value: req.value.clone(),
-            done,
-        })
-        .map_err(|_| internal("the SQLite thread is gone".into()))?;
-        let version = version
-            .await
-            .map_err(|_| internal("the SQLite thread dropped a write".into()))?
-            .map_err(internal)?;
-        kv.put(kvkey::encode(SCOPE, &req.key), req.value.into())
+        let written = match jobs {
+            Some(jobs) => {
+                let (done, version) = oneshot::channel();
+                jobs.send(Job {
+                    key: req.key.clone(),
+                    value: req.value.clone(),
+                    done,
+                })
+                .map_err(|_| internal("the SQLite thread is gone".into()))?;
+                let version = version
+                    .await
+                    .map_err(|_| internal("the SQLite thread dropped a write".into()))?
+                    .map_err(internal)?;
+                Some(version)
+            }
+            None => None,
+        };
+        let revision = kv
+            .put(kvkey::encode(SCOPE, &req.key), req.value.into())
             .await
             .map_err(|e| internal(format!("kv put failed: {e}")))?;
+        let version = written.unwrap_or(revision);
         Ok::<_, ServiceError>(SetResponse {
             version,
             modified: None,
@@ -213,8 +264,18 @@ mod tests {
     }
 
     #[test]
-    fn names_differ_per_durability() {
-        assert_ne!(subject(Durability::Normal), subject(Durability::Full));
-        assert_eq!(bucket(Durability::Full), "plantd-bench-naive-full");
+    fn names_differ_per_baseline() {
+        let all = [
+            SetBaseline::Kv,
+            SetBaseline::Naive(Durability::Normal),
+            SetBaseline::Naive(Durability::Full),
+        ];
+        let subjects: std::collections::HashSet<String> = all.iter().map(|b| b.subject()).collect();
+        assert_eq!(subjects.len(), 3);
+        assert_eq!(
+            SetBaseline::Naive(Durability::Full).bucket(),
+            "plantd-bench-naive-full"
+        );
+        assert_eq!(SetBaseline::Kv.subject(), "plantd.bench.set-kv");
     }
 }

@@ -33,15 +33,15 @@ use plantd_shared::{
 };
 use plantd_state::{
     kvkey,
-    store::Durability,
     watch::{WatchFrom, WatchSpec},
 };
 
 use super::{
-    args::Scenario,
+    args::{Baseline, Scenario},
     baselines::raw_echo_subject,
     load::{Op, closed_loop, op},
-    mirror_wait, naive,
+    mirror_wait,
+    naive::{self, SetBaseline},
     progress::Progress,
 };
 
@@ -49,8 +49,9 @@ use super::{
 pub const SCOPE: &str = "plantd-bench";
 /// Scope of the watched key (its own, so no other bench write reaches the watcher).
 pub const WATCH_SCOPE: &str = "plantd-bench-watch";
-/// KV bucket of the raw watch baseline.
-pub const RAW_WATCH_BUCKET: &str = "plantd-bench-raw-watch";
+/// Key written and watched by `state-watch` (in [`WATCH_SCOPE`] for plantd, in the kv
+/// responder's scope for the baseline).
+const WATCHED_KEY: &str = "watched";
 /// Distinct keys the set scenarios cycle through.
 const SET_KEYS: usize = 10_000;
 /// Message of echo requests.
@@ -131,8 +132,13 @@ pub async fn prepare(
                 baseline: echo_side(env, label, get),
             }
         }
-        Scenario::StateSet1 | Scenario::StateSet64 | Scenario::StateSetFull64 => {
-            let durability = scenario.durability().unwrap_or(Durability::Normal);
+        Scenario::StateSet1
+        | Scenario::StateSet64
+        | Scenario::StateSetNaive64
+        | Scenario::StateSetFull64 => {
+            let Baseline::Set(set_baseline) = scenario.baseline() else {
+                anyhow::bail!("{} has no set baseline", scenario.name());
+            };
             let encoding = env.encoding;
             let set = move |i: usize| encoding.encode(&set_request(i % SET_KEYS));
             let mut plantd =
@@ -145,7 +151,7 @@ pub async fn prepare(
                         format!("cannot open the state bucket {}", env.state_bucket)
                     })?,
             );
-            let mut baseline = request_side::<SetResponse>(env, naive::subject(durability), set);
+            let mut baseline = request_side::<SetResponse>(env, set_baseline.subject(), set);
             baseline.label = label;
             Pair { plantd, baseline }
         }
@@ -287,7 +293,18 @@ async fn preload(env: &Env, keys: usize, progress: &mut Progress) -> anyhow::Res
 /// A stream of watched values (errors are items and are skipped by the waiter).
 type Values = Pin<Box<dyn Stream<Item = Result<String, String>> + Send>>;
 
-/// set → watcher and put → watcher, one at a time.
+/// One watched path: set requests to `subject`, values from `values`.
+struct WatchedPath {
+    label: String,
+    subject: String,
+    values: Values,
+}
+
+/// request → plantd → watcher, and request → kv responder's put → watcher, one at a time.
+///
+/// Both sides send the same set request through the same client code and time one operation
+/// from the request's send until both the reply and the watcher's receipt of the value are
+/// in: what a client that writes and a client that watches experience together.
 async fn watch_pair(env: &Env, label: String) -> anyhow::Result<Pair> {
     let spec = WatchSpec {
         scope: WATCH_SCOPE.into(),
@@ -300,76 +317,76 @@ async fn watch_pair(env: &Env, label: String) -> anyhow::Result<Pair> {
             .await?
             .map(|c| c.map(|c| c.value).map_err(|e| e.to_string())),
     );
-    let raw = match env.js.get_key_value(RAW_WATCH_BUCKET).await {
-        Ok(kv) => kv,
-        Err(_) => env
-            .js
-            .create_key_value(jetstream::kv::Config {
-                bucket: RAW_WATCH_BUCKET.into(),
-                description: "plant bench: the raw KV watch baseline".into(),
-                history: 10,
-                storage: jetstream::stream::StorageType::File,
-                ..Default::default()
-            })
-            .await
-            .with_context(|| format!("cannot create KV bucket {RAW_WATCH_BUCKET}"))?,
-    };
-    let raw_key = kvkey::encode(WATCH_SCOPE, "watched");
-    let raw_values: Values = Box::pin(raw.watch(&raw_key).await?.map(|e| {
-        e.map(|e| String::from_utf8_lossy(&e.value).into_owned())
-            .map_err(|e| e.to_string())
-    }));
+    let kv_bucket = SetBaseline::Kv.bucket();
+    let raw = env
+        .js
+        .get_key_value(&kv_bucket)
+        .await
+        .with_context(|| format!("cannot open the kv responder's bucket {kv_bucket}"))?;
+    let raw_values: Values = Box::pin(
+        raw.watch(kvkey::encode(naive::SCOPE, WATCHED_KEY))
+            .await?
+            .map(|e| {
+                e.map(|e| String::from_utf8_lossy(&e.value).into_owned())
+                    .map_err(|e| e.to_string())
+            }),
+    );
     let serial = Arc::new(AtomicU64::new(0));
-    let (plantd_values, raw_values) = (
-        Arc::new(tokio::sync::Mutex::new(plantd_values)),
-        Arc::new(tokio::sync::Mutex::new(raw_values)),
+    let plantd = watched_side(
+        env,
+        WatchedPath {
+            label: "plantd".into(),
+            subject: subjects::state::key_op("set", WATCH_SCOPE),
+            values: plantd_values,
+        },
+        serial.clone(),
     );
+    let baseline = watched_side(
+        env,
+        WatchedPath {
+            label,
+            subject: SetBaseline::Kv.subject(),
+            values: raw_values,
+        },
+        serial,
+    );
+    Ok(Pair { plantd, baseline })
+}
 
+/// A side that sets [`WATCHED_KEY`] to a new value through `path` and waits for the reply and
+/// for its watcher to yield the value.
+fn watched_side(env: &Env, path: WatchedPath, serial: Arc<AtomicU64>) -> Side {
     let (client, timeout, encoding) = (env.client.clone(), env.timeout, env.encoding);
-    let (headers, set_subject): (HeaderMap, Arc<str>) = (
-        encoding.headers(),
-        subjects::state::key_op("set", WATCH_SCOPE).into(),
-    );
-    let plantd_serial = serial.clone();
-    let plantd = Side {
-        label: "plantd".into(),
+    let headers: HeaderMap = encoding.headers();
+    let subject: Arc<str> = path.subject.into();
+    let values = Arc::new(tokio::sync::Mutex::new(path.values));
+    Side {
+        label: path.label,
         op: op(move |_| {
-            let value = format!("w{}", plantd_serial.fetch_add(1, Ordering::Relaxed));
+            let value = format!("w{}", serial.fetch_add(1, Ordering::Relaxed));
             let (client, headers, subject, values) = (
                 client.clone(),
                 headers.clone(),
-                set_subject.clone(),
-                plantd_values.clone(),
+                subject.clone(),
+                values.clone(),
             );
             async move {
                 let body = encoding.encode(&SetRequest {
-                    key: "watched".into(),
+                    key: WATCHED_KEY.into(),
                     value: value.clone(),
                     ..Default::default()
                 });
-                call::request_raw(&client, &subject, headers, body, timeout)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                receive(&mut *values.lock().await, &value, timeout).await
+                let mut values = values.lock().await;
+                let (reply, seen) = tokio::join!(
+                    call::request_raw(&client, &subject, headers, body, timeout),
+                    receive(&mut values, &value, timeout),
+                );
+                reply.map_err(|e| e.to_string())?;
+                seen
             }
         }),
         mirror: None,
-    };
-    let baseline = Side {
-        label,
-        op: op(move |_| {
-            let value = format!("w{}", serial.fetch_add(1, Ordering::Relaxed));
-            let (raw, key, values) = (raw.clone(), raw_key.clone(), raw_values.clone());
-            async move {
-                raw.put(&key, Bytes::from(value.clone()))
-                    .await
-                    .map_err(|e| e.to_string())?;
-                receive(&mut *values.lock().await, &value, timeout).await
-            }
-        }),
-        mirror: None,
-    };
-    Ok(Pair { plantd, baseline })
+    }
 }
 
 /// Waits until the watcher yields `value`.
