@@ -26,6 +26,8 @@ struct UpReport {
     pids: Vec<(String, u32)>,
     /// The admin creds file printed in operator mode (`admin    creds <path> …`).
     admin_creds: Option<String>,
+    /// The state durability printed (`state    durability full: …`).
+    durability: Option<String>,
     /// The `X.XX` of `ready in X.XXs`.
     reported: Duration,
 }
@@ -36,6 +38,7 @@ fn parse_up(stdout: &str) -> Option<UpReport> {
     let mut url = None;
     let mut pids = Vec::new();
     let mut admin_creds = None;
+    let mut durability = None;
     for line in stdout.lines() {
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
@@ -49,8 +52,12 @@ fn parse_up(stdout: &str) -> Option<UpReport> {
                     url: url?,
                     pids,
                     admin_creds,
+                    durability,
                     reported: Duration::from_secs_f64(secs),
                 });
+            }
+            ["state", "durability", value, ..] => {
+                durability = Some(value.trim_end_matches(':').to_owned());
             }
             ["nats", server, "(pid", pid, ..] => {
                 url = Some((*server).to_owned());
@@ -152,6 +159,13 @@ async fn plant_up_serves_and_stops_cleanly() -> anyhow::Result<()> {
     for (name, pid) in &report.pids {
         assert!(process_exists(*pid), "{name} (pid {pid}) runs");
     }
+    // A control system's default must not lose acknowledged writes on power loss.
+    assert_eq!(
+        report.durability.as_deref(),
+        Some("full"),
+        "plant up says which durability runs, and the default is full:\n{}",
+        up.stdout()
+    );
 
     // The CLI (as the admin whose creds `plant up` printed) sees the services and can call echo.
     let server = report.url.as_str();

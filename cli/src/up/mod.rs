@@ -131,6 +131,9 @@ pub async fn run(args: UpArgs, _global: &GlobalArgs) -> anyhow::Result<()> {
         stop_all(services, &mut server).await;
         return Err(err);
     }
+    if let Some(durability) = state_durability(&client, &services).await {
+        println!("{:<8} {}", "state", describe_durability(&durability));
+    }
     println!(
         "ready in {:.2}s: {} services answer on {url}; Ctrl-C stops",
         started.elapsed().as_secs_f64(),
@@ -169,4 +172,39 @@ async fn stop_all(services: Vec<ServiceChild>, server: &mut nats_server::NatsSer
         .map(|s| s.stop(Duration::from_secs(12)));
     futures::future::join_all(stops).await;
     server.stop(Duration::from_secs(5)).await;
+}
+
+/// The durability the running state service reports in its `$SRV.INFO` metadata (what runs,
+/// whatever configured it), or `None` when no state service runs or it does not say.
+async fn state_durability(
+    client: &async_nats::Client,
+    services: &[ServiceChild],
+) -> Option<String> {
+    if !services.iter().any(|s| s.spec.name == "state") {
+        return None;
+    }
+    let subject = plantd_shared::subjects::srv("INFO", Some("state"), None);
+    let reply = tokio::time::timeout(
+        Duration::from_secs(2),
+        client.request(subject, bytes::Bytes::new()),
+    )
+    .await
+    .ok()?
+    .ok()?;
+    let info: plantd_shared::micro::protocol::InfoResponse =
+        serde_json::from_slice(&reply.payload).ok()?;
+    info.metadata.get("durability").cloned()
+}
+
+/// One line saying what an acknowledged state write survives.
+fn describe_durability(durability: &str) -> String {
+    match durability {
+        "full" => "durability full: a set is acknowledged once its commit is on disk \
+                   (survives power loss)"
+            .to_string(),
+        "normal" => "durability normal: a set survives a crash of the service, but a \
+                     power loss may lose the last acknowledged writes (opt-in; see docs/state.md)"
+            .to_string(),
+        other => format!("durability {other}"),
+    }
 }

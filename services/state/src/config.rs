@@ -18,8 +18,8 @@ pub struct StateConfig {
     pub common: CommonConfig,
     /// Directory of the SQLite database (`state.db`); created if missing.
     pub data_dir: String,
-    /// `normal` (survives a process crash) or `full` (fsync per commit group; survives power
-    /// loss). See docs/performance.md for the measured cost.
+    /// `full` (default: fsync per commit group; an acknowledged write survives power loss) or
+    /// `normal` (survives a process crash only). See docs/performance.md for the measured cost.
     pub durability: Durability,
     /// Create a scope on its first `set` instead of answering 404.
     pub auto_create_scopes: bool,
@@ -47,7 +47,7 @@ impl Default for StateConfig {
         StateConfig {
             common: CommonConfig::default(),
             data_dir: ".plantd/state".into(),
-            durability: Durability::Normal,
+            durability: Durability::Full,
             auto_create_scopes: false,
             max_value_bytes: store.limits.max_value_bytes,
             max_key_bytes: store.limits.max_key_bytes,

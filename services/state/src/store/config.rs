@@ -16,11 +16,12 @@ use crate::validate::Limits;
 #[serde(rename_all = "lowercase")]
 pub enum Durability {
     /// `synchronous=NORMAL`: a commit survives a crash of the process; a power loss may lose
-    /// the last commits (never corrupts). The WAL default and much faster.
-    #[default]
+    /// the last acknowledged commits (never corrupts). Faster; an opt-in trade-off.
     Normal,
-    /// `synchronous=FULL`: the WAL is synced at every commit, so an acknowledged write also
-    /// survives a power loss. Group commit amortises the sync over a batch.
+    /// `synchronous=FULL` (the default): the WAL is synced at every commit, so an acknowledged
+    /// write also survives a power loss, as etcd and Consul promise. Group commit amortises
+    /// the sync over a batch.
+    #[default]
     Full,
 }
 
@@ -112,6 +113,16 @@ mod tests {
         assert_eq!(parse("normal"), Ok(Durability::Normal));
         assert!(parse("Full").is_err());
         assert_eq!(Durability::Full.pragma_value(), "FULL");
+    }
+
+    #[test]
+    fn full_is_the_default_everywhere() {
+        assert_eq!(Durability::default(), Durability::Full);
+        assert_eq!(StoreConfig::default().durability, Durability::Full);
+        assert_eq!(
+            crate::config::StateConfig::default().store().durability,
+            Durability::Full
+        );
     }
 
     #[test]
