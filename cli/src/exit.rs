@@ -10,6 +10,7 @@
 //! | 5 | timed out: the outcome is unknown |
 //! | 6 | refused by the server: the credentials lack the permission (nothing was sent on) |
 //! | 64 | bad configuration |
+//! | 75 | the data dir is in use by another `plant up` (or service); the message names its PID |
 
 use plantd_shared::call::CallError;
 
@@ -53,6 +54,12 @@ fn code_of(err: &anyhow::Error) -> i32 {
             .is_some()
         {
             return CONNECT;
+        }
+        if cause
+            .downcast_ref::<plantd_shared::data_dir_lock::LockError>()
+            .is_some_and(|e| matches!(e, plantd_shared::data_dir_lock::LockError::Held { .. }))
+        {
+            return plantd_shared::data_dir_lock::EXIT_LOCKED;
         }
     }
     1

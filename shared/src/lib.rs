@@ -4,7 +4,8 @@
 //! configuration ([`config`]), the NATS connection with its events and creds ([`connection`],
 //! [`creds`]), the request/reply runtime that speaks NATS micro (ADR-32) with plantd's error and
 //! encoding contract ([`micro`], [`codec`], [`error`]), health ([`health`]), logging
-//! ([`telemetry`]), graceful shutdown ([`shutdown`]) and subject names ([`subjects`]).
+//! ([`telemetry`]), graceful shutdown ([`shutdown`]), subject names ([`subjects`]) and one owner per data dir
+//! ([`data_dir_lock`]).
 #![forbid(unsafe_code)]
 
 pub mod call;
@@ -12,6 +13,7 @@ pub mod codec;
 pub mod config;
 pub mod connection;
 pub mod creds;
+pub mod data_dir_lock;
 pub mod error;
 pub mod health;
 pub mod micro;

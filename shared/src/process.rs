@@ -62,6 +62,9 @@ pub enum ServeError {
     /// The service could not register.
     #[error(transparent)]
     Start(#[from] StartError),
+    /// Another process holds the service's data dir.
+    #[error(transparent)]
+    Locked(#[from] crate::data_dir_lock::LockError),
     /// A service-specific start-up step failed.
     #[error("{0}")]
     Setup(String),
@@ -128,7 +131,7 @@ impl ServiceProcess {
 
 /// The whole `main` of a service binary: parse [`ServiceArgs`], load the config (exit 64 on
 /// bad settings), install SIGINT/SIGTERM handling, run `run(config, shutdown)`; print its
-/// error and exit 1 if it fails.
+/// error and exit 1 if it fails, or 75 if its data dir is held by another process.
 pub async fn service_main<T, F, Fut>(service: &str, args: ServiceArgs, run: F)
 where
     T: Serialize + DeserializeOwned + Default,
@@ -143,6 +146,12 @@ where
     }
     if let Err(err) = run(config, shutdown).await {
         eprintln!("error: {err}");
-        std::process::exit(1);
+        let code = match err {
+            ServeError::Locked(crate::data_dir_lock::LockError::Held { .. }) => {
+                crate::data_dir_lock::EXIT_LOCKED
+            }
+            _ => 1,
+        };
+        std::process::exit(code);
     }
 }

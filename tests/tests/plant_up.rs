@@ -105,17 +105,13 @@ fn processes_mentioning(needle: &str) -> Vec<(u32, String)> {
         .collect()
 }
 
-#[tokio::test]
-async fn plant_up_serves_and_stops_cleanly() -> anyhow::Result<()> {
-    let data = tempfile::Builder::new().prefix("plantd-up-").tempdir()?;
-    let data_dir = data.path().to_str().expect("temp dir is UTF-8").to_owned();
-    let spawned = Instant::now();
+/// Starts `plant up` on `data_dir` (port 0) and waits for its `ready` line.
+async fn start_up(data_dir: &str) -> anyhow::Result<(ChildProcess, UpReport)> {
     let mut up = ChildProcess::spawn(
         bin_path("plant"),
-        ["up", "--data-dir", &data_dir, "--port", "0"],
+        ["up", "--data-dir", data_dir, "--port", "0"],
         no_env(),
     )?;
-
     // Poll its output for the ready line (not a sleep: it is checked every 20 ms).
     let report = plantd_tests::eventually(DEADLINE, || {
         let report = parse_up(&up.stdout());
@@ -138,6 +134,15 @@ async fn plant_up_serves_and_stops_cleanly() -> anyhow::Result<()> {
             up.stderr()
         ))
     })?;
+    Ok((up, report))
+}
+
+#[tokio::test]
+async fn plant_up_serves_and_stops_cleanly() -> anyhow::Result<()> {
+    let data = tempfile::Builder::new().prefix("plantd-up-").tempdir()?;
+    let data_dir = data.path().to_str().expect("temp dir is UTF-8").to_owned();
+    let spawned = Instant::now();
+    let (mut up, report) = start_up(&data_dir).await?;
     let observed = spawned.elapsed();
     println!(
         "plant up: ready reported in {:.2}s, observed {:.2}s after spawn (bound {READY_BOUND:?})",
@@ -235,6 +240,143 @@ async fn plant_up_serves_and_stops_cleanly() -> anyhow::Result<()> {
     assert!(
         mentioning.is_empty(),
         "processes still use the data dir: {mentioning:?}"
+    );
+    Ok(())
+}
+
+/// How long a refused second start may take: "at once", far below any start-up.
+const REFUSAL_BOUND: Duration = Duration::from_secs(5);
+
+/// Runs `program args` to its end (bounded); returns exit code, stderr and how long it took.
+async fn run_refused(
+    program: std::path::PathBuf,
+    args: &[&str],
+) -> anyhow::Result<(Option<i32>, String, Duration)> {
+    let started = Instant::now();
+    let mut child = ChildProcess::spawn(program, args, no_env())?;
+    let status = child.wait_with_deadline(DEADLINE).await;
+    let took = started.elapsed();
+    if status.is_none() {
+        child.kill()?;
+        anyhow::bail!("{args:?} was not refused: still running after {DEADLINE:?}");
+    }
+    Ok((status.and_then(|s| s.code()), child.stderr(), took))
+}
+
+/// One owner per data dir (issue #9): a second `plant up`, and each service binary started by
+/// hand on a running hub's service dir, are refused at once naming the holder's PID and the
+/// dir; a `plant bench --local` beside the hub runs in a locked dir of its own and leaves the
+/// hub alone. The first instance keeps serving throughout.
+#[tokio::test]
+async fn a_data_dir_has_one_owner_and_the_first_is_untouched() -> anyhow::Result<()> {
+    let data = tempfile::Builder::new().prefix("plantd-lock-").tempdir()?;
+    let data_dir = data.path().to_str().expect("temp dir is UTF-8").to_owned();
+    let (mut up, report) = start_up(&data_dir).await?;
+    let pid_of = |name: &str| {
+        report
+            .pids
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, pid)| *pid)
+            .expect("plant up printed the pid")
+    };
+
+    // A second plant up on the same dir (another port): refused before its nats-server starts.
+    let (code, stderr, took) = run_refused(
+        bin_path("plant"),
+        &["up", "--data-dir", &data_dir, "--port", "0"],
+    )
+    .await?;
+    println!("second plant up: exit {code:?} after {took:?}: {stderr}");
+    assert_eq!(code, Some(75), "{stderr}");
+    assert!(took < REFUSAL_BOUND, "refused after {took:?}");
+    assert!(
+        stderr.contains(&format!("pid {} (plant up)", up.pid())),
+        "{stderr}"
+    );
+    assert!(stderr.contains(&data_dir), "names the dir: {stderr}");
+
+    // Each service binary alone on the running hub's service dir.
+    let url = report.url.clone();
+    for service in ["state", "identity"] {
+        let dir = format!("{data_dir}/{service}");
+        let sets = [
+            format!("data_dir={dir}"),
+            format!("nats_url={url}"),
+            format!("auth_dir={data_dir}/auth"),
+            "health_listen=".to_string(),
+        ];
+        let mut args = Vec::new();
+        for set in &sets {
+            if service == "state" && set.starts_with("auth_dir") {
+                continue;
+            }
+            args.extend(["--set", set.as_str()]);
+        }
+        let (code, stderr, took) =
+            run_refused(bin_path(&format!("plantd-{service}")), &args).await?;
+        println!("second {service}: exit {code:?} after {took:?}: {stderr}");
+        assert_eq!(code, Some(75), "{service}: {stderr}");
+        assert!(took < REFUSAL_BOUND, "{service} refused after {took:?}");
+        assert!(
+            stderr.contains(&format!("pid {} ({service})", pid_of(service))),
+            "{service} names the holder: {stderr}"
+        );
+        assert!(stderr.contains(&dir), "{service} names the dir: {stderr}");
+    }
+
+    // A bench beside the hub: its own locked temp dir, nothing shared, so it runs.
+    let mut bench = ChildProcess::spawn(
+        bin_path("plant"),
+        [
+            "bench",
+            "--local",
+            "--scenario",
+            "echo-1",
+            "--count",
+            "5",
+            "--rounds",
+            "1",
+        ],
+        no_env(),
+    )?;
+    let status = bench.wait_with_deadline(DEADLINE).await;
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "bench beside a hub: {status:?}\n{}",
+        bench.stderr()
+    );
+
+    // The first instance is untouched: every process alive, and it still answers.
+    assert!(up.is_running(), "plant up still runs");
+    for (name, pid) in &report.pids {
+        assert!(process_exists(*pid), "{name} (pid {pid}) still runs");
+    }
+    let creds = report.admin_creds.as_deref().expect("operator mode");
+    let (code, stdout, stderr) = plant(&[
+        "--server",
+        &url,
+        "--creds",
+        creds,
+        "req",
+        "plantd.echo.echo",
+        r#"{"message":"still here"}"#,
+    ])
+    .await?;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("still here"), "{stdout}");
+
+    up.signal(Signal::SIGINT)?;
+    let status = up.wait_with_deadline(DEADLINE).await;
+    assert!(status.is_some_and(|s| s.success()), "exit {status:?}");
+    // Once it stopped, the dir is free again: a new plant up starts on it.
+    let (mut again, _) = start_up(&data_dir).await?;
+    again.signal(Signal::SIGINT)?;
+    assert!(
+        again
+            .wait_with_deadline(DEADLINE)
+            .await
+            .is_some_and(|s| s.success())
     );
     Ok(())
 }

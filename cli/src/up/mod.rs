@@ -22,7 +22,7 @@ use std::{
 };
 
 use anyhow::Context as _;
-use plantd_shared::{nats_server, shutdown::Shutdown};
+use plantd_shared::{data_dir_lock::DataDirLock, nats_server, shutdown::Shutdown};
 
 use crate::context::GlobalArgs;
 use auth::UpAuth;
@@ -55,6 +55,9 @@ pub async fn run(args: UpArgs, _global: &GlobalArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create data dir {}", args.data_dir.display()))?;
     let data_dir = std::fs::canonicalize(&args.data_dir)?;
+    // Before nats-server opens its store or any service its database: one `plant up` per
+    // data dir (each service also locks its own dir below it).
+    let _lock = DataDirLock::acquire(&data_dir, "plant up")?;
     let shutdown = Shutdown::new();
     shutdown
         .on_signals()

@@ -42,6 +42,7 @@ use std::time::Duration;
 
 use plantd_shared::{
     connection::{StartMode, connect},
+    data_dir_lock::DataDirLock,
     health::Status,
     micro::ServiceBuilder,
     process::{ServeError, ServiceProcess},
@@ -66,6 +67,8 @@ pub async fn run(config: IdentityConfig, shutdown: Shutdown) -> Result<(), Serve
             problems.join("; ")
         )));
     }
+    // Before anything opens the database or says it is up: one identity per data dir.
+    let _lock = DataDirLock::acquire(&config.data_dir, SERVICE)?;
     let process = ServiceProcess::start(SERVICE, &config.common, shutdown.clone()).await?;
     let setup_dir = Bootstrap::open(&PathBuf::from(&config.auth_dir)).map_err(setup)?;
     let signing = setup_dir

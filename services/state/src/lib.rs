@@ -19,6 +19,7 @@ pub mod watch;
 use std::sync::Arc;
 
 use plantd_shared::{
+    data_dir_lock::DataDirLock,
     micro::ServiceBuilder,
     process::{ServeError, ServiceProcess},
     shutdown::Shutdown,
@@ -37,6 +38,8 @@ pub async fn run(config: StateConfig, shutdown: Shutdown) -> Result<(), ServeErr
             problems.join("; ")
         )));
     }
+    // Before anything opens the database or says it is up: one state service per data dir.
+    let _lock = DataDirLock::acquire(&config.data_dir, SERVICE)?;
     let process = ServiceProcess::start(SERVICE, &config.common, shutdown.clone()).await?;
     let data_dir = std::path::PathBuf::from(&config.data_dir);
     let db_path = data_dir.join("state.db");

@@ -17,6 +17,7 @@ use std::{path::PathBuf, time::Duration};
 use anyhow::Context as _;
 use plantd_shared::{
     connection::{self, StartMode},
+    data_dir_lock::DataDirLock,
     nats_server::{NatsServer, Options},
     shutdown::Shutdown,
 };
@@ -44,6 +45,7 @@ struct Running {
 
 /// The server and services of one bench run.
 pub struct LocalPlant {
+    _lock: DataDirLock,
     dir: PathBuf,
     server: NatsServer,
     server_idle: Option<Reading>,
@@ -61,6 +63,8 @@ impl LocalPlant {
         echo: bool,
         state: Option<Durability>,
     ) -> anyhow::Result<LocalPlant> {
+        // The bench's own dir, locked like any `plant up`'s: it shares nothing with a hub.
+        let lock = DataDirLock::acquire(&dir, "plant bench")?;
         let server = NatsServer::start(Options::new(dir.join("nats")))
             .await
             .context("cannot start the local nats-server")?;
@@ -74,6 +78,7 @@ impl LocalPlant {
         .await?;
         let server_idle = memory::read(server.pid());
         let mut plant = LocalPlant {
+            _lock: lock,
             dir,
             server,
             server_idle,
