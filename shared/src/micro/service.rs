@@ -468,7 +468,15 @@ async fn disconnected(client: &Client) {
 async fn handle(msg: async_nats::Message, endpoint: &EndpointShared, client: &Client) {
     let started = Instant::now();
     let Some(reply) = msg.reply else {
-        tracing::debug!(subject = %msg.subject, "request without reply subject ignored");
+        // Never applied: a message without a reply subject is not a request anybody can be
+        // answered for, and it is what another service's reply looks like when a caller
+        // points its reply subject at this endpoint (reply-subject reflection, docs/services.md).
+        let refused = ServiceError::new(
+            ErrorCode::BadRequest,
+            "message without a reply subject: not handled",
+        );
+        tracing::warn!(endpoint = %endpoint.name, subject = %msg.subject, "{}", refused.message);
+        endpoint.counters.record(started.elapsed(), Some(&refused));
         return;
     };
     let ctx = RequestContext {
@@ -487,20 +495,20 @@ async fn handle(msg: async_nats::Message, endpoint: &EndpointShared, client: &Cl
             Err(ServiceError::new(ErrorCode::Internal, "internal error"))
         });
     let result = match result {
-        // Only large replies pay for reading the server info (it clones under a lock).
-        Ok(body) if body.len() > SMALLEST_MAX_PAYLOAD && too_large(client, body.len()) => {
-            Err(ServiceError::new(
+        // Only replies past a few KiB pay for reading the server info (a clone under a lock).
+        Ok(body) if body.len() > ALWAYS_FITS => match too_large(client, body.len()) {
+            Some(max) => Err(ServiceError::new(
                 ErrorCode::TooLarge,
                 format!(
-                    "reply is {} bytes, over the server's max_payload of {}",
-                    body.len(),
-                    client.server_info().max_payload
+                    "reply is {} bytes, over the server's max_payload of {max}",
+                    body.len()
                 ),
-            ))
-        }
+            )),
+            None => Ok(body),
+        },
         other => other,
     };
-    let (headers, body, error) = match result {
+    let (headers, body, mut error) = match result {
         Ok(body) => (encoding.headers(), body, None),
         Err(err) => (
             error_headers(&err),
@@ -508,18 +516,36 @@ async fn handle(msg: async_nats::Message, endpoint: &EndpointShared, client: &Cl
             Some(err),
         ),
     };
-    if let Err(err) = client.publish_with_headers(reply, headers, body).await {
-        tracing::warn!(endpoint = %endpoint.name, error = %err, "cannot send reply");
+    if let Err(err) = client
+        .publish_with_headers(reply.clone(), headers, body)
+        .await
+    {
+        // The caller would otherwise wait for nothing: answer with the failure (small, so it
+        // fits) and count it, instead of counting a success that never arrived.
+        let failed = ServiceError::new(ErrorCode::Internal, format!("cannot send reply: {err}"));
+        tracing::warn!(endpoint = %endpoint.name, error = %err, "cannot send reply; answering 500");
+        let _ = client
+            .publish_with_headers(
+                reply,
+                error_headers(&failed),
+                Bytes::from(failed.to_json_body()),
+            )
+            .await;
+        error = Some(failed);
     }
     endpoint.counters.record(started.elapsed(), error.as_ref());
 }
 
-/// Below this a reply always fits: nats-server's max_payload is at least 1 MiB by default.
-const SMALLEST_MAX_PAYLOAD: usize = 1024 * 1024;
+/// Room kept for the reply's headers and protocol line under the server's max_payload.
+const HEADER_ROOM: usize = 4096;
 
-fn too_large(client: &Client, len: usize) -> bool {
+/// Below this a reply always fits: no usable nats-server has a max_payload this small.
+const ALWAYS_FITS: usize = 4096;
+
+/// The server's max_payload if a reply of `len` bytes (plus header room) exceeds it.
+fn too_large(client: &Client, len: usize) -> Option<usize> {
     let max = client.server_info().max_payload;
-    max > 0 && len > max
+    (max > 0 && len.saturating_add(HEADER_ROOM) > max).then_some(max)
 }
 
 /// The ADR-32 error headers (header values cannot hold line breaks).
