@@ -111,6 +111,27 @@ pub mod state {
         [ROOT, SERVICE, "scope", "list"].join(".")
     }
 
+    /// Where the server delivers the watches of people: `$PLANTD.watch.<scope>.<token>`.
+    ///
+    /// The state service, never the watcher, names a watch consumer's deliver subject, and
+    /// only inside this prefix, which no person may publish to; a person may only *subscribe*
+    /// to it for the scopes it may read (docs/identity.md, "Watching state").
+    pub const WATCH_DELIVER_PREFIX: &str = "$PLANTD.watch";
+
+    /// `$PLANTD.watch.<scope>.<token>`: the deliver subject of one watch of `scope`.
+    pub fn watch_deliver(scope: &str, token: &str) -> String {
+        [WATCH_DELIVER_PREFIX, scope, token].join(".")
+    }
+
+    /// `$PLANTD.watch.<scope>.>`: every watch delivery of `scope` and the scopes below it.
+    pub fn watch_deliver_subtree(scope: &str) -> String {
+        if scope.is_empty() {
+            [WATCH_DELIVER_PREFIX, ">"].join(".")
+        } else {
+            [WATCH_DELIVER_PREFIX, scope, ">"].join(".")
+        }
+    }
+
     /// Number of subject tokens before the scope in a key operation subject.
     pub const KEY_OP_PREFIX_TOKENS: usize = 3;
 

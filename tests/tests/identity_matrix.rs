@@ -55,7 +55,10 @@ const ROLES: [(&str, &str); 4] = [
 enum Action {
     StateGet(&'static str),
     StateSet(&'static str),
-    KvWatch(&'static str),
+    StateWatch(&'static str),
+    ForeignDeliver,
+    DeliverGroupHijack,
+    DirectGet,
     IdentityAdmin,
     BusPublish,
     BusSubscribe,
@@ -68,7 +71,10 @@ impl fmt::Display for Action {
         match self {
             Action::StateGet(s) => write!(f, "state get {s}"),
             Action::StateSet(s) => write!(f, "state set {s}"),
-            Action::KvWatch(s) => write!(f, "KV watch {s}"),
+            Action::StateWatch(s) => write!(f, "state watch {s}"),
+            Action::ForeignDeliver => f.write_str("consumer: deliver to set.site2"),
+            Action::DeliverGroupHijack => f.write_str("consumer: deliver group state"),
+            Action::DirectGet => f.write_str("JetStream direct get site1"),
             Action::IdentityAdmin => f.write_str("identity admin user.list"),
             Action::BusPublish => f.write_str("bus publish plantd.bus.x.y"),
             Action::BusSubscribe => f.write_str("bus subscribe plantd.bus.x.y"),
@@ -79,13 +85,17 @@ impl fmt::Display for Action {
 }
 
 /// The documented matrix (services/identity/src/roles.rs), columns in [`ROLES`] order.
-const MATRIX: [(Action, [Outcome; 4]); 11] = [
+const MATRIX: [(Action, [Outcome; 4]); 14] = [
     (Action::StateGet("site1"), [A, A, A, A]),
     (Action::StateGet("site2"), [A, A, A, R]),
     (Action::StateSet("site1"), [A, A, R, R]),
     (Action::StateSet("site2"), [A, A, R, R]),
-    (Action::KvWatch("site1"), [A, A, A, A]),
-    (Action::KvWatch("site2"), [A, A, A, R]),
+    (Action::StateWatch("site1"), [A, A, A, A]),
+    (Action::StateWatch("site2"), [A, A, A, R]),
+    // People get no JetStream API rights: they cannot choose where the server delivers.
+    (Action::ForeignDeliver, [A, R, R, R]),
+    (Action::DeliverGroupHijack, [A, R, R, R]),
+    (Action::DirectGet, [A, R, R, R]),
     (Action::IdentityAdmin, [A, R, R, R]),
     (Action::BusPublish, [A, A, R, R]),
     (Action::BusSubscribe, [A, A, A, A]),
@@ -95,6 +105,18 @@ const MATRIX: [(Action, [Outcome; 4]); 11] = [
 ];
 
 const BUS: &str = "plantd.bus.x.y";
+
+/// The attack of issue #9: a consumer on site1's keys that delivers onto site2's `set`.
+const FOREIGN_DELIVER: (&str, &str) = (
+    "$JS.API.CONSUMER.CREATE.KV_plantd-state.probe_foreign.$KV.plantd-state.site1.>",
+    r#"{"stream_name":"KV_plantd-state","config":{"name":"probe_foreign","deliver_subject":"plantd.state.set.site2","filter_subject":"$KV.plantd-state.site1.>","ack_policy":"none","inactive_threshold":2000000000}}"#,
+);
+
+/// The same into the state service's queue group.
+const GROUP_HIJACK: (&str, &str) = (
+    "$JS.API.CONSUMER.CREATE.KV_plantd-state.probe_group.$KV.plantd-state.site1.>",
+    r#"{"stream_name":"KV_plantd-state","config":{"name":"probe_group","deliver_subject":"plantd.state.set.site1","deliver_group":"state","filter_subject":"$KV.plantd-state.site1.>","ack_policy":"none","inactive_threshold":2000000000}}"#,
+);
 const BUCKET: &str = "plantd-state";
 
 /// Logs every user of [`ROLES`] in, after creating it and the scopes the matrix uses.
@@ -140,7 +162,17 @@ async fn probe(
             .await
         }
         Action::Discovery => request(&client, &mut events, "$SRV.PING", "").await,
-        Action::KvWatch(scope) => kv_watch(&client, &mut events, scope).await,
+        Action::StateWatch(scope) => state_watch(&client, &mut events, scope).await,
+        Action::ForeignDeliver => {
+            request(&client, &mut events, FOREIGN_DELIVER.0, FOREIGN_DELIVER.1).await
+        }
+        Action::DeliverGroupHijack => {
+            request(&client, &mut events, GROUP_HIJACK.0, GROUP_HIJACK.1).await
+        }
+        Action::DirectGet => {
+            let subject = "$JS.API.DIRECT.GET.KV_plantd-state.$KV.plantd-state.site1.k";
+            request(&client, &mut events, subject, "").await
+        }
         Action::BusPublish => {
             let heard = observer.subscribe(BUS).await?;
             let needle = format!("permissions violation for publish to \"{BUS}\"");
@@ -258,12 +290,10 @@ async fn delivered_while_publishing(
     }
 }
 
-/// A KV watch of `scope` the way `plant state watch` makes it: allowed if it yields the key set
-/// in that scope, refused if the server reports a publish violation (the JetStream API call).
-async fn kv_watch(client: &Client, events: &mut Events, scope: &str) -> anyhow::Result<Outcome> {
-    let js = async_nats::jetstream::ContextBuilder::new()
-        .timeout(PROBE_WAIT)
-        .build(client.clone());
+/// A watch of `scope` the way `plant state watch` makes it (through the state service):
+/// allowed if it yields the key set in that scope, refused if the server reports a publish
+/// violation for the watch request.
+async fn state_watch(client: &Client, events: &mut Events, scope: &str) -> anyhow::Result<Outcome> {
     let spec = WatchSpec {
         scope: scope.to_owned(),
         subtree: false,
@@ -271,13 +301,13 @@ async fn kv_watch(client: &Client, events: &mut Events, scope: &str) -> anyhow::
         from: WatchFrom::Current,
     };
     let yielded = async {
-        match plantd_state::watch::watch(&js, BUCKET, spec).await {
+        match plantd_state::watch::watch(client, BUCKET, spec).await {
             Ok(changes) => {
                 let mut changes = std::pin::pin!(changes);
                 matches!(changes.next().await, Some(Ok(change)) if change.key == "k")
             }
             Err(err) => {
-                eprintln!("  KV watch {scope}: {err}");
+                eprintln!("  state watch {scope}: {err}");
                 false
             }
         }
@@ -286,7 +316,7 @@ async fn kv_watch(client: &Client, events: &mut Events, scope: &str) -> anyhow::
         yielded,
         server_error(
             events,
-            "permissions violation for publish to \"$js.api",
+            "permissions violation for publish to \"plantd.state.watch",
             PROBE_WAIT,
         ),
     )

@@ -398,16 +398,13 @@ async fn watch(global: &GlobalArgs, out: &mut dyn Write, args: WatchArgs) -> any
         (false, None) => WatchFrom::Now,
     };
     let client = global.connect().await?;
-    let js = async_nats::jetstream::ContextBuilder::new()
-        .timeout(global.timeout)
-        .build(client);
     let spec = WatchSpec {
         scope: args.scope.clone(),
         subtree: args.subtree,
         prefix: args.prefix,
         from,
     };
-    let changes = plantd_state::watch::watch(&js, &args.bucket, spec).await?;
+    let changes = plantd_state::watch::watch(&client, &args.bucket, spec).await?;
     let mut changes = std::pin::pin!(changes);
     eprintln!(
         "watching {}{} in bucket {} (Ctrl-C to stop)",

@@ -100,6 +100,8 @@ pub fn state_service(bucket: &str) -> Permissions {
         format!("$JS.API.STREAM.MSG.GET.{stream}"),
         format!("$JS.API.DIRECT.GET.{stream}"),
         format!("$JS.API.DIRECT.GET.{stream}.>"),
+        // Watches are created for people (plantd.state.watch): the named, filtered form.
+        format!("$JS.API.CONSUMER.CREATE.{stream}.>"),
     ];
     let publish: Vec<&str> = publish.iter().map(String::as_str).collect();
     // JetStream answers (API replies, publish acks) arrive on the client's inbox.

@@ -7,17 +7,21 @@
 //! | role       | publish                                                            | subscribe      |
 //! |------------|--------------------------------------------------------------------|----------------|
 //! | `admin`    | `>` (no scope allowed)                                             | `>`            |
-//! | `operator` | `plantd.state.{get,set,delete,list}.S[.>]`, `plantd.state.scope.{create,delete}.S[.>]`, `plantd.state.scope.list`, `plantd.bus.>`, `$SRV.>`, KV watch of S | `plantd.bus.>` |
-//! | `viewer`   | `plantd.state.{get,list}.S[.>]`, `$SRV.>`, KV watch of S           | `plantd.bus.>` |
+//! | `operator` | `plantd.state.{get,set,delete,list,watch}.S[.>]`, `plantd.state.scope.{create,delete}.S[.>]`, `plantd.state.scope.list`, `plantd.bus.>`, `$SRV.>` | `plantd.bus.>`, `$PLANTD.watch.S.>` |
+//! | `viewer`   | `plantd.state.{get,list,watch}.S[.>]`, `$SRV.>`                    | `plantd.bus.>`, `$PLANTD.watch.S.>` |
 //!
-//! With `S` empty, `operator` gets `plantd.state.>` and `viewer` `plantd.state.{get,list}.>`.
-//! "KV watch of S" is what [`plantd_state::watch`] needs on the state bucket `B`, narrowed to S
-//! where NATS puts the scope in the subject: `$JS.API.STREAM.INFO.KV_B`,
-//! `$JS.API.CONSUMER.CREATE.KV_B.*.$KV.B.<S>.>` (the *named* consumer-create form, whose subject
-//! carries the filter; the server refuses a body whose filter differs from it),
-//! `$JS.API.DIRECT.GET.KV_B.$KV.B.<S>.>` and `$JS.FC.>` (flow-control replies). `<S>` is the
-//! scope as the state service encodes it into KV keys ([`plantd_state::kvkey`]).
+//! With `S` empty, `operator` gets `plantd.state.>` and `viewer` `plantd.state.{get,list,watch}.>`
+//! (and both `$PLANTD.watch.>`).
 //!
+//! **No JetStream API rights for people.** nats-server does not check a push consumer's
+//! deliver subject or deliver group against its creator's permissions, and answers every API
+//! request (`DIRECT.GET`, `STREAM.INFO`, …) on whatever reply subject the requester names, so a
+//! person with consumer-create or API rights could make the server publish KV values it wrote
+//! onto subjects it may not publish to (another scope's `set`, a bus, another person's inbox).
+//! A person watches state through `plantd.state.watch.S`: the state service creates the
+//! consumer with its own rights and delivers it to `$PLANTD.watch.S.<token>`, a prefix no person
+//! may publish to and only readers of `S` may subscribe to ([`plantd_state::watch`]).
+
 //! Every person also gets: publish `plantd.identity.{refresh,logout,whoami,check-permission}`
 //! and subscribe `_INBOX_<username>.>` — its own inbox and nothing else, so one person cannot
 //! read another's replies; the client sets async-nats' `custom_inbox_prefix` to
@@ -107,8 +111,9 @@ pub fn inbox_prefix(username: &str) -> String {
     format!("_INBOX_{username}")
 }
 
-/// The permissions of `username` with `bindings`; `bucket` is the state KV bucket.
-pub fn permissions(username: &str, bindings: &[Binding], bucket: &str) -> Permissions {
+/// The permissions of `username` with `bindings`. `_bucket` (the state KV bucket) is no longer
+/// needed: people get no JetStream API rights (see the module docs).
+pub fn permissions(username: &str, bindings: &[Binding], _bucket: &str) -> Permissions {
     let mut publish = BTreeSet::new();
     let mut subscribe = BTreeSet::new();
     for op in ["refresh", "logout", "whoami", "check-permission"] {
@@ -116,7 +121,7 @@ pub fn permissions(username: &str, bindings: &[Binding], bucket: &str) -> Permis
     }
     subscribe.insert(format!("{}.>", inbox_prefix(username)));
     for binding in bindings {
-        grant(binding, bucket, &mut publish, &mut subscribe);
+        grant(binding, &mut publish, &mut subscribe);
     }
     Permissions {
         publish: Permission::allow(publish),
@@ -125,7 +130,7 @@ pub fn permissions(username: &str, bindings: &[Binding], bucket: &str) -> Permis
     }
 }
 
-fn grant(b: &Binding, bucket: &str, publish: &mut BTreeSet<String>, sub: &mut BTreeSet<String>) {
+fn grant(b: &Binding, publish: &mut BTreeSet<String>, sub: &mut BTreeSet<String>) {
     let state = subjects::state::SERVICE;
     match b.role {
         Role::Admin => {
@@ -137,7 +142,7 @@ fn grant(b: &Binding, bucket: &str, publish: &mut BTreeSet<String>, sub: &mut BT
             publish.insert(subjects::module_op(state, ">"));
         }
         Role::Operator => {
-            for op in ["get", "set", "delete", "list"] {
+            for op in ["get", "set", "delete", "list", "watch"] {
                 publish.extend(in_scope(|s| subjects::state::key_op(op, s), &b.scope));
             }
             for op in ["create", "delete"] {
@@ -146,10 +151,10 @@ fn grant(b: &Binding, bucket: &str, publish: &mut BTreeSet<String>, sub: &mut BT
             publish.insert(subjects::state::scope_list());
         }
         Role::Viewer if b.scope.is_empty() => {
-            publish.extend(["get", "list"].map(subjects::state::key_op_all));
+            publish.extend(["get", "list", "watch"].map(subjects::state::key_op_all));
         }
         Role::Viewer => {
-            for op in ["get", "list"] {
+            for op in ["get", "list", "watch"] {
                 publish.extend(in_scope(|s| subjects::state::key_op(op, s), &b.scope));
             }
         }
@@ -160,32 +165,12 @@ fn grant(b: &Binding, bucket: &str, publish: &mut BTreeSet<String>, sub: &mut BT
     }
     sub.insert(bus);
     publish.insert(subjects::srv(">", None, None));
-    publish.extend(kv_watch(bucket, &b.scope));
+    sub.insert(subjects::state::watch_deliver_subtree(&b.scope));
 }
 
 /// `make(S)` and `make(S.>)`.
 fn in_scope(make: impl Fn(&str) -> String, scope: &str) -> [String; 2] {
     [make(scope), make(&format!("{scope}.>"))]
-}
-
-/// The JetStream API subjects a KV watch of `scope` (empty: the whole bucket) needs.
-/// JetStream's subjects are NATS', not plantd's, so they are spelled here.
-fn kv_watch(bucket: &str, scope: &str) -> Vec<String> {
-    let stream = format!("KV_{bucket}");
-    let keys = if scope.is_empty() {
-        format!("$KV.{bucket}.>")
-    } else {
-        format!(
-            "$KV.{bucket}.{}",
-            plantd_state::kvkey::subtree_filter(scope)
-        )
-    };
-    vec![
-        format!("$JS.API.STREAM.INFO.{stream}"),
-        format!("$JS.API.CONSUMER.CREATE.{stream}.*.{keys}"),
-        format!("$JS.API.DIRECT.GET.{stream}.{keys}"),
-        "$JS.FC.>".into(),
-    ]
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use async_nats::jetstream::{self, consumer::push::OrderedConfig, kv};
+use async_nats::jetstream::{self, kv};
 use common::{Hub, REQUEST, assert_refused, disconnected, server_error};
 use futures::StreamExt as _;
 use plantd_identity::claims::{AccountNats, Claims, OperatorLimits};
@@ -232,8 +232,12 @@ async fn pushed_account_keeps_limits_signing_key_and_grows_iat() {
         .expect("jetstream still enabled");
 }
 
+/// A viewer has no JetStream API rights at all (issue #9: a push consumer's deliver subject
+/// is not checked by the server, and API replies go to any reply subject), and hears watch
+/// deliveries only of its own scope (`$PLANTD.watch.site1.>`); watches are created for it by
+/// the state service (tests/tests/identity_matrix.rs drives them end to end).
 #[tokio::test]
-async fn a_viewer_watches_and_reads_only_its_scope() {
+async fn a_viewer_has_no_jetstream_rights_and_hears_only_its_scopes_watches() {
     let hub = Hub::start().await;
     let admin_js = jetstream::new(hub.admin.clone());
     let bucket = admin_js
@@ -245,83 +249,78 @@ async fn a_viewer_watches_and_reads_only_its_scope() {
         .await
         .unwrap();
     bucket.put("site1.k", "one".into()).await.unwrap();
-    bucket.put("site2.k", "two".into()).await.unwrap();
     hub.create_user("vera", "correct horse", &[("viewer", "site1")])
         .await;
     let vera = hub.login("vera", "correct horse").await.unwrap();
     let (client, mut events) = vera.connect().await.unwrap();
-    let js = jetstream::new(client.clone());
 
-    // A watch of site1 with the named consumer form (the filter is in the subject).
-    let stream = js
-        .get_stream("KV_plantd-state")
-        .await
-        .expect("stream info is allowed");
-    let watch = |filter: &str| OrderedConfig {
-        name: Some(format!("w{}", nuid_like())),
-        deliver_subject: client.new_inbox(),
-        filter_subject: filter.to_string(),
-        ..OrderedConfig::default()
-    };
-    let consumer = stream
-        .create_consumer(watch("$KV.plantd-state.site1.>"))
-        .await
-        .expect("watching site1 is allowed");
-    let mut messages = consumer.messages().await.unwrap();
-    let first = tokio::time::timeout(common::EVENT_WAIT, messages.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    assert_eq!(first.subject.as_str(), "$KV.plantd-state.site1.k");
-
-    // site2 is refused at the server.
-    let denied = tokio::time::timeout(
-        Duration::from_secs(3),
-        stream.create_consumer(watch("$KV.plantd-state.site2.>")),
-    )
-    .await;
-    assert!(!matches!(denied, Ok(Ok(_))), "watching site2 was allowed");
-    server_error(
-        &mut events,
-        "permissions violation for publish to \"$js.api.consumer.create.kv_plantd-state.",
-    )
-    .await;
-
-    // A request whose subject says site1 but whose body asks for site2 is refused by JetStream.
-    let subject = "$JS.API.CONSUMER.CREATE.KV_plantd-state.sneaky.$KV.plantd-state.site1.>";
-    let body = serde_json::json!({
+    // Every JetStream API call, including the consumer create of the attack, is refused.
+    let attack = serde_json::json!({
         "stream_name": "KV_plantd-state",
         "config": {
-            "name": "sneaky",
-            "deliver_subject": client.new_inbox(),
-            "filter_subject": "$KV.plantd-state.site2.>",
+            "name": "attack",
+            "deliver_subject": "plantd.state.set.site2",
+            "filter_subject": "$KV.plantd-state.site1.>",
             "ack_policy": "none",
-            "deliver_policy": "all",
         },
-        "action": "create",
     });
-    let reply = client
-        .request(subject, body.to_string().into())
-        .await
-        .unwrap();
-    let reply: serde_json::Value = serde_json::from_slice(&reply.payload).unwrap();
+    for (subject, body) in [
+        (
+            "$JS.API.CONSUMER.CREATE.KV_plantd-state.attack.$KV.plantd-state.site1.>",
+            attack.to_string(),
+        ),
+        ("$JS.API.STREAM.INFO.KV_plantd-state", String::new()),
+        (
+            "$JS.API.DIRECT.GET.KV_plantd-state.$KV.plantd-state.site1.k",
+            String::new(),
+        ),
+    ] {
+        let answered =
+            tokio::time::timeout(Duration::from_secs(2), client.request(subject, body.into()))
+                .await;
+        assert!(
+            !matches!(answered, Ok(Ok(_))),
+            "{subject} was answered for a viewer"
+        );
+        server_error(
+            &mut events,
+            &format!(
+                "permissions violation for publish to \"{}\"",
+                subject.to_lowercase()
+            ),
+        )
+        .await;
+    }
+    let infos = admin_js.get_stream("KV_plantd-state").await.unwrap();
     assert!(
-        reply.get("error").is_some(),
-        "mismatched filter accepted: {reply}"
+        infos.consumer_info("attack").await.is_err(),
+        "no consumer was created"
     );
 
-    // Reads: direct get of site1 keys only.
-    let kv = js.get_key_value("plantd-state").await.unwrap();
-    assert_eq!(kv.get("site1.k").await.unwrap().unwrap().as_ref(), b"one");
-    let denied = tokio::time::timeout(Duration::from_secs(3), kv.get("site2.k")).await;
-    assert!(
-        !matches!(denied, Ok(Ok(Some(_)))),
-        "reading site2 was allowed"
-    );
-}
-
-/// A unique-enough token for consumer names.
-fn nuid_like() -> String {
-    nkeys::KeyPair::new_user().public_key()[1..12].to_lowercase()
+    // Watch deliveries: its scope's subject is open to it, another scope's is not.
+    let mut heard = client.subscribe("$PLANTD.watch.site1.t").await.unwrap();
+    client.flush().await.unwrap();
+    let publisher = hub.admin.clone();
+    let got = tokio::time::timeout(common::EVENT_WAIT, async {
+        loop {
+            publisher
+                .publish("$PLANTD.watch.site1.t", "x".into())
+                .await
+                .unwrap();
+            if let Ok(Some(m)) =
+                tokio::time::timeout(Duration::from_millis(100), heard.next()).await
+            {
+                return m;
+            }
+        }
+    })
+    .await
+    .expect("a viewer of site1 hears site1's watch deliveries");
+    assert_eq!(got.payload.as_ref(), b"x");
+    let _other = client.subscribe("$PLANTD.watch.site2.t").await.unwrap();
+    server_error(
+        &mut events,
+        "permissions violation for subscription to \"$plantd.watch.site2.t\"",
+    )
+    .await;
 }

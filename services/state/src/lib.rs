@@ -74,6 +74,10 @@ pub async fn run(config: StateConfig, shutdown: Shutdown) -> Result<(), ServeErr
     let app = Arc::new(handlers::StateApp {
         writer: writer.clone(),
         reader,
+        kv: Some(handlers::WatchBucket {
+            js: async_nats::jetstream::new(process.client.clone()),
+            bucket: config.kv_bucket.clone(),
+        }),
     });
     let builder = ServiceBuilder::new(SERVICE, env!("CARGO_PKG_VERSION"))
         .description("Keys in scopes: SQLite source of truth mirrored to JetStream KV")

@@ -1,29 +1,31 @@
 //! Following state changes through the KV bucket, for any client (`plant state watch`,
-//! tests, benchmarks).
+//! tests, benchmarks), with no JetStream rights of its own.
 //!
-//! What a watcher needs from NATS, so identity can grant it per scope: the KV API on the
-//! bucket (`$JS.API.STREAM.INFO.KV_plantd-state`, `$JS.API.CONSUMER.CREATE.KV_plantd-state.>`,
-//! `$JS.API.DIRECT.GET.KV_plantd-state.>`), delivery to its own inbox, and the subjects
-//! `$KV.plantd-state.<encoded scope>.*` as the consumer's filter (see [`crate::kvkey`]).
+//! A person may not create consumers (a push consumer's deliver subject is not checked against
+//! its creator's permissions, so that right would let anyone make the server publish onto any
+//! subject; docs/identity.md). A watch is therefore asked of the state service
+//! (`plantd.state.watch.<scope>`, allowed where the caller may read), which creates the consumer
+//! and delivers it to `$PLANTD.watch.<scope>.<token>`; the watcher subscribes there first (the
+//! server lets it only for scopes it may read), then asks.
 //!
-//! The watch is an ordered push consumer on the bucket's stream, like async-nats' `kv.watch*()`,
-//! but created here with a **name**: async-nats creates its first watch consumer with the
-//! unnamed subject `$JS.API.CONSUMER.CREATE.KV_<bucket>`, which carries no filter and so
-//! cannot be granted per scope. With a name the request goes to
-//! `$JS.API.CONSUMER.CREATE.KV_<bucket>.<name>.$KV.<bucket>.<filter>`, which identity grants
-//! for the scopes a role covers (nats-server refuses a body whose filter differs from the
-//! subject's), so a viewer of `site1` can watch `site1` and not `site2` (docs/identity.md).
-//!
-//! An ordered consumer may replay revisions after a reconnect or server restart
-//! (NATS-PITFALLS.md §4.2). This wrapper therefore drops every entry at or below the last
-//! revision it delivered, and, for "updates only", at or below the bucket's last sequence when
-//! the watch began. Errors are items, not the end of the stream.
+//! The watcher does what an ordered consumer does, itself: every delivery's reply subject
+//! (`$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>…`) names the consumer
+//! and both sequences. Anything else on the deliver subject — a message without such a reply,
+//! or one of another consumer — is ignored (someone may have pointed a reply there). A gap in
+//! the consumer sequence (a lost delivery, seen also through the heartbeat's
+//! `Nats-Last-Consumer`), missed heartbeats (server restart, consumer gone) or a failed
+//! request make it ask for a new consumer, on a new token, from the revision after the last
+//! one it yielded; a bucket whose last revision is below that (recreated, revisions restarting
+//! at 1) is followed from its current values instead. It drops every entry at or below the last
+//! revision it yielded, so a replay never goes backwards (NATS-PITFALLS.md §4.2). Errors are
+//! items, not the end of the stream.
 
-use async_nats::jetstream::{
-    self,
-    consumer::{DeliverPolicy, ReplayPolicy, push},
-};
+use std::{pin::Pin, time::Duration};
+
+use async_nats::{Client, HeaderMap, Subscriber};
 use futures::{Stream, StreamExt};
+use plantd_schemas::state::v1::{WatchRequest, WatchResponse};
+use plantd_shared::{call, codec::Encoding, subjects};
 
 use crate::kvkey;
 
@@ -86,9 +88,20 @@ pub struct WatchError {
     pub message: String,
 }
 
-/// Starts a watch; the stream ends only when the connection closes.
+/// How long the watcher waits for the state service to create a consumer.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Heartbeats missed before the watcher asks for a new consumer.
+const MISSED_HEARTBEATS: u32 = 3;
+
+/// Pause before asking again after a failed request.
+const RETRY_PAUSE: Duration = Duration::from_millis(500);
+
+/// Starts a watch of `bucket` (the state service's KV bucket) through the state service on
+/// `client`. Fails at once if the first watch cannot be created (no state service, no right to
+/// read the scope); afterwards the stream ends only when the connection closes.
 pub async fn watch(
-    js: &jetstream::Context,
+    client: &Client,
     bucket: &str,
     spec: WatchSpec,
 ) -> Result<impl Stream<Item = Result<Change, WatchError>> + use<>, WatchError> {
@@ -97,91 +110,212 @@ pub async fn watch(
         message,
     };
     crate::validate::scope(&spec.scope).map_err(|e| err(e.to_string()))?;
-    let store = js.get_key_value(bucket).await.map_err(|e| {
-        err(format!(
-            "cannot open bucket (is the state service running?): {e}"
-        ))
-    })?;
-    let filter = if spec.subtree {
-        kvkey::subtree_filter(&spec.scope)
-    } else {
-        kvkey::scope_filter(&spec.scope)
+    let mut follower = Follower {
+        client: client.clone(),
+        stream: format!("KV_{bucket}"),
+        subject_prefix: format!("$KV.{bucket}."),
+        bucket: bucket.to_string(),
+        spec,
+        current: None,
+        floor: 0,
     };
-    let mut floor = 0;
-    let deliver_policy = match spec.from {
-        // From the revision after the last one stored, not "updates only": nothing committed
-        // between reading the last revision and the consumer's creation is missed.
-        WatchFrom::Now => {
-            floor = store
-                .status()
-                .await
-                .map_err(|e| err(e.to_string()))?
-                .info
-                .state
-                .last_sequence;
-            DeliverPolicy::ByStartSequence {
-                start_sequence: floor + 1,
-            }
-        }
-        WatchFrom::Current => DeliverPolicy::LastPerSubject,
-        // The floor guards against the replay-from-start after a reconnect (PITFALLS §4.2).
-        WatchFrom::Revision(rev) => {
-            floor = rev.saturating_sub(1);
-            DeliverPolicy::ByStartSequence {
-                start_sequence: rev.max(1),
-            }
-        }
-    };
-    let subject_prefix = format!("$KV.{bucket}.");
-    let config = push::OrderedConfig {
-        deliver_subject: js.client().new_inbox(),
-        name: Some(consumer_name()),
-        description: Some("plantd state watch".to_string()),
-        filter_subject: format!("{subject_prefix}{filter}"),
-        replay_policy: ReplayPolicy::Instant,
-        deliver_policy,
-        ..Default::default()
-    };
-    let messages = js
-        .create_consumer_on_stream(config, format!("KV_{bucket}"))
-        .await
-        .map_err(|e| err(format!("cannot create the watch consumer: {e}")))?
-        .messages()
-        .await
-        .map_err(|e| err(format!("cannot subscribe to the watch: {e}")))?;
-    let bucket = bucket.to_string();
-    let prefix = spec.prefix;
-    Ok(messages.filter_map(move |item| {
-        let out = match item {
-            Err(e) => Some(Err(WatchError {
-                bucket: bucket.clone(),
-                message: e.to_string(),
-            })),
-            Ok(message) => match message.info().map(|info| info.stream_sequence) {
-                Err(e) => Some(Err(WatchError {
-                    bucket: bucket.clone(),
-                    message: format!("message without JetStream metadata: {e}"),
-                })),
-                Ok(revision) if revision <= floor => None,
-                Ok(revision) => {
-                    floor = revision;
-                    change(&message, &subject_prefix, revision)
-                        .filter(|c| c.key.starts_with(&prefix))
-                        .map(Ok)
-                }
-            },
-        };
-        futures::future::ready(out)
+    let start = follower.spec.from;
+    follower.open(start).await.map_err(err)?;
+    Ok(futures::stream::unfold(follower, |mut f| async move {
+        let item = f.next().await?;
+        Some((item, f))
     }))
 }
 
-/// A consumer name no other watch uses (the server keys consumers by name).
-fn consumer_name() -> String {
-    format!("plantd_watch_{}", nuid::next())
+/// One consumer the watcher listens to.
+struct Current {
+    sub: Pin<Box<Subscriber>>,
+    consumer: String,
+    /// The consumer sequence the next delivery must carry.
+    next_cseq: u64,
+    heartbeat: Duration,
+}
+
+/// The watch's state between items.
+struct Follower {
+    client: Client,
+    bucket: String,
+    stream: String,
+    subject_prefix: String,
+    spec: WatchSpec,
+    current: Option<Current>,
+    /// The last revision yielded (or the one a `now` watch starts after).
+    floor: u64,
+}
+
+impl Follower {
+    /// Subscribes a new deliver subject and asks the state service for a consumer on it;
+    /// returns the bucket's last revision at that moment.
+    async fn open(&mut self, from: WatchFrom) -> Result<u64, String> {
+        self.current = None;
+        let token = nuid::next().to_string();
+        let deliver = subjects::state::watch_deliver(&self.spec.scope, &token);
+        let sub = self
+            .client
+            .subscribe(deliver)
+            .await
+            .map_err(|e| format!("cannot subscribe to the watch: {e}"))?;
+        let (from_name, from_revision) = match from {
+            WatchFrom::Now => ("now", 0),
+            WatchFrom::Current => ("current", 0),
+            WatchFrom::Revision(rev) => ("revision", rev.max(1)),
+        };
+        let reply: WatchResponse = call::request(
+            &self.client,
+            &subjects::state::key_op("watch", &self.spec.scope),
+            &WatchRequest {
+                token,
+                subtree: self.spec.subtree,
+                from: from_name.into(),
+                from_revision,
+            },
+            Encoding::Protobuf,
+            REQUEST_TIMEOUT,
+        )
+        .await
+        .map_err(|e| format!("cannot start the watch (is the state service running?): {e}"))?;
+        self.floor = match from {
+            WatchFrom::Now => reply.last_revision,
+            WatchFrom::Current => 0,
+            WatchFrom::Revision(rev) => rev.saturating_sub(1),
+        };
+        self.current = Some(Current {
+            sub: Box::pin(sub),
+            consumer: reply.consumer,
+            next_cseq: 1,
+            heartbeat: Duration::from_secs(u64::from(reply.heartbeat_secs.max(1))),
+        });
+        Ok(reply.last_revision)
+    }
+
+    /// Asks for a new consumer after the last revision yielded (or from the current values if
+    /// the bucket's revisions restarted below it: it was recreated).
+    async fn reopen(&mut self) -> Result<(), String> {
+        let floor = self.floor;
+        let last = self.open(WatchFrom::Revision(floor + 1)).await?;
+        if last < floor {
+            tracing::info!(bucket = %self.bucket, "KV bucket was recreated; following its current values");
+            self.open(WatchFrom::Current).await?;
+        }
+        Ok(())
+    }
+
+    /// The next change, error, or `None` once the connection is closed.
+    async fn next(&mut self) -> Option<Result<Change, WatchError>> {
+        loop {
+            let Some(current) = self.current.as_mut() else {
+                if let Err(message) = self.reopen().await {
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                    return Some(Err(self.error(message)));
+                }
+                continue;
+            };
+            let patience = current.heartbeat * MISSED_HEARTBEATS;
+            let message = match tokio::time::timeout(patience, current.sub.next()).await {
+                Err(_) => {
+                    self.current = None; // heartbeats missed: the consumer is gone
+                    continue;
+                }
+                Ok(None) => return None,
+                Ok(Some(message)) => message,
+            };
+            match self.accept(message) {
+                Delivery::Change(change) => return Some(Ok(change)),
+                Delivery::Skip => {}
+                Delivery::Gap => self.current = None,
+            }
+        }
+    }
+
+    /// What one message on the deliver subject means.
+    fn accept(&mut self, message: async_nats::Message) -> Delivery {
+        let Some(current) = self.current.as_mut() else {
+            return Delivery::Skip;
+        };
+        if message.status.is_some() {
+            // An idle heartbeat: it says which consumer sequence was sent last.
+            return match last_consumer_seq(message.headers.as_ref()) {
+                Some(last) if last >= current.next_cseq => Delivery::Gap,
+                _ => Delivery::Skip,
+            };
+        }
+        let Some(ack) = message.reply.as_deref().and_then(AckInfo::parse) else {
+            return Delivery::Skip; // not a delivery of any consumer
+        };
+        if ack.stream != self.stream || ack.consumer != current.consumer {
+            return Delivery::Skip;
+        }
+        if ack.consumer_seq != current.next_cseq {
+            return Delivery::Gap;
+        }
+        current.next_cseq += 1;
+        if ack.stream_seq <= self.floor {
+            return Delivery::Skip;
+        }
+        self.floor = ack.stream_seq;
+        match change(&message, &self.subject_prefix, ack.stream_seq) {
+            Some(c) if c.key.starts_with(&self.spec.prefix) => Delivery::Change(c),
+            _ => Delivery::Skip,
+        }
+    }
+
+    fn error(&self, message: String) -> WatchError {
+        WatchError {
+            bucket: self.bucket.clone(),
+            message,
+        }
+    }
+}
+
+/// What a message on the deliver subject was.
+enum Delivery {
+    Change(Change),
+    Skip,
+    Gap,
+}
+
+/// The parts of a JetStream delivery's reply subject the watcher needs.
+#[derive(Debug, PartialEq, Eq)]
+struct AckInfo<'a> {
+    stream: &'a str,
+    consumer: &'a str,
+    stream_seq: u64,
+    consumer_seq: u64,
+}
+
+impl<'a> AckInfo<'a> {
+    /// `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>` (9 tokens), or
+    /// the form with domain and account hash after `$JS.ACK` (12 or more tokens).
+    fn parse(reply: &'a str) -> Option<AckInfo<'a>> {
+        let tokens: Vec<&str> = reply.split('.').collect();
+        if tokens.len() < 9 || tokens[0] != "$JS" || tokens[1] != "ACK" {
+            return None;
+        }
+        let at = if tokens.len() == 9 { 2 } else { 4 };
+        let t = tokens.get(at..at + 5)?;
+        Some(AckInfo {
+            stream: t[0],
+            consumer: t[1],
+            stream_seq: t[3].parse().ok()?,
+            consumer_seq: t[4].parse().ok()?,
+        })
+    }
+}
+
+/// `Nats-Last-Consumer` of an idle heartbeat.
+fn last_consumer_seq(headers: Option<&HeaderMap>) -> Option<u64> {
+    headers?
+        .get("Nats-Last-Consumer")
+        .and_then(|v| v.as_str().parse().ok())
 }
 
 /// The change a KV message records, or `None` for a subject outside the key encoding.
-fn change(message: &jetstream::Message, subject_prefix: &str, revision: u64) -> Option<Change> {
+fn change(message: &async_nats::Message, subject_prefix: &str, revision: u64) -> Option<Change> {
     let kv_key = message.subject.strip_prefix(subject_prefix)?;
     let (scope, key) = kvkey::decode(kv_key).ok()?;
     // The KV API marks deletes and purges with a header; a put has none.
@@ -205,4 +339,35 @@ fn change(message: &jetstream::Message, subject_prefix: &str, revision: u64) -> 
         value,
         revision,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ack_subjects_of_both_forms_parse_and_others_do_not() {
+        assert_eq!(
+            AckInfo::parse("$JS.ACK.KV_b.w1.1.42.7.1700000000.0"),
+            Some(AckInfo {
+                stream: "KV_b",
+                consumer: "w1",
+                stream_seq: 42,
+                consumer_seq: 7
+            })
+        );
+        assert_eq!(
+            AckInfo::parse("$JS.ACK.hub.ACCHASH.KV_b.w1.1.42.7.1700000000.0.tok")
+                .map(|a| (a.stream, a.stream_seq)),
+            Some(("KV_b", 42))
+        );
+        for junk in [
+            "_INBOX_x.abc",
+            "$JS.ACK.KV_b.w1.1.x.7.1.0",
+            "$JS.ACK.short",
+            "plantd.state.set.site2",
+        ] {
+            assert_eq!(AckInfo::parse(junk), None, "{junk}");
+        }
+    }
 }

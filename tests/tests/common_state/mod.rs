@@ -450,9 +450,9 @@ pub struct Watcher {
 }
 
 impl Watcher {
-    /// Starts `plantd_state::watch::watch` on the bucket.
+    /// Starts `plantd_state::watch::watch` on the bucket (through the state service).
     pub async fn start(js: &jetstream::Context, spec: WatchSpec) -> anyhow::Result<Watcher> {
-        let stream = plantd_state::watch::watch(js, BUCKET, spec).await?;
+        let stream = plantd_state::watch::watch(&js.client(), BUCKET, spec).await?;
         let changes = Arc::new(Mutex::new(Vec::new()));
         let errors = Arc::new(Mutex::new(Vec::new()));
         let (c, e) = (Arc::clone(&changes), Arc::clone(&errors));

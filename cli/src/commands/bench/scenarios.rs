@@ -313,7 +313,7 @@ async fn watch_pair(env: &Env, label: String) -> anyhow::Result<Pair> {
         from: WatchFrom::Now,
     };
     let plantd_values: Values = Box::pin(
-        plantd_state::watch::watch(&env.js, &env.state_bucket, spec)
+        plantd_state::watch::watch(&env.client, &env.state_bucket, spec)
             .await?
             .map(|c| c.map(|c| c.value).map_err(|e| e.to_string())),
     );

@@ -96,10 +96,12 @@ fn operator_without_scope_gets_all_state() {
     let p = perms(&[("operator", "")]);
     assert!(can_pub(&p, "plantd.state.set.anywhere.at.all"));
     assert!(can_pub(&p, "plantd.state.scope.delete.x"));
-    assert!(can_pub(
-        &p,
-        "$JS.API.CONSUMER.CREATE.KV_plantd-state.w1.$KV.plantd-state.x.>"
-    ));
+    assert!(can_pub(&p, "plantd.state.watch.x.y"));
+    assert!(can_sub(&p, "$PLANTD.watch.x.tok"));
+    assert!(
+        !can_pub(&p, "$PLANTD.watch.x.tok"),
+        "deliveries come from the server"
+    );
 }
 
 #[test]
@@ -116,55 +118,56 @@ fn viewer_reads_and_watches_but_never_writes() {
 }
 
 #[test]
-fn kv_watch_is_limited_to_the_scope() {
+fn watch_is_asked_of_the_state_service_and_delivered_only_to_readers() {
     let p = perms(&[("viewer", "site1")]);
-    let create = "$JS.API.CONSUMER.CREATE.KV_plantd-state";
-    assert!(can_pub(&p, "$JS.API.STREAM.INFO.KV_plantd-state"));
-    assert!(can_pub(
-        &p,
-        &format!("{create}.w1.$KV.plantd-state.site1.*")
-    ));
-    assert!(can_pub(
-        &p,
-        &format!("{create}.w1.$KV.plantd-state.site1.>")
-    ));
-    assert!(can_pub(
-        &p,
-        &format!("{create}.w1.$KV.plantd-state.site1.l2.>")
-    ));
-    assert!(!can_pub(
-        &p,
-        &format!("{create}.w1.$KV.plantd-state.site2.>")
-    ));
-    assert!(!can_pub(&p, &format!("{create}.w1.$KV.plantd-state.>")));
-    assert!(!can_pub(&p, create), "the unnamed form carries no filter");
-    assert!(can_pub(
-        &p,
-        "$JS.API.DIRECT.GET.KV_plantd-state.$KV.plantd-state.site1.k"
-    ));
-    assert!(!can_pub(
-        &p,
-        "$JS.API.DIRECT.GET.KV_plantd-state.$KV.plantd-state.site2.k"
-    ));
-    assert!(!can_pub(&p, "$JS.API.STREAM.INFO.KV_other"));
-    assert!(!can_pub(&p, "$KV.plantd-state.site1.k"), "no direct writes");
+    assert!(can_pub(&p, "plantd.state.watch.site1"));
+    assert!(can_pub(&p, "plantd.state.watch.site1.l2"));
+    assert!(!can_pub(&p, "plantd.state.watch.site2"));
+    assert!(can_sub(&p, "$PLANTD.watch.site1.tok"));
+    assert!(can_sub(&p, "$PLANTD.watch.site1.l2.tok"));
+    assert!(!can_sub(&p, "$PLANTD.watch.site2.tok"));
+    assert!(
+        !can_pub(&p, "$PLANTD.watch.site1.tok"),
+        "nobody but the server delivers"
+    );
+    // A reader of a sub-scope cannot listen to a watch of the scope above it, whatever token.
+    let l2 = perms(&[("viewer", "site1.l2")]);
+    assert!(can_sub(&l2, "$PLANTD.watch.site1.l2.tok"));
+    assert!(!can_sub(&l2, "$PLANTD.watch.site1.l2"));
+    assert!(!can_sub(&l2, "$PLANTD.watch.site1.tok"));
 }
 
 #[test]
-fn scopes_are_encoded_like_kv_keys() {
-    // A scope token outside [A-Za-z0-9_/-] is escaped in KV keys; the grant must follow.
+fn people_get_no_jetstream_api_rights() {
+    // A push consumer's deliver subject is not checked by the server, and API replies go to
+    // any reply subject: either right lets a person make the server publish where it may not.
+    for binding in [
+        ("viewer", "site1"),
+        ("operator", "site1"),
+        ("viewer", ""),
+        ("operator", ""),
+    ] {
+        let p = perms(&[binding]);
+        for subject in [
+            "$JS.API.CONSUMER.CREATE.KV_plantd-state",
+            "$JS.API.CONSUMER.CREATE.KV_plantd-state.w1.$KV.plantd-state.site1.>",
+            "$JS.API.DIRECT.GET.KV_plantd-state.$KV.plantd-state.site1.k",
+            "$JS.API.STREAM.INFO.KV_plantd-state",
+            "$JS.FC.KV_plantd-state.x.y",
+            "$KV.plantd-state.site1.k",
+        ] {
+            assert!(!can_pub(&p, subject), "{binding:?} may publish {subject}");
+        }
+    }
+}
+
+#[test]
+fn unusual_scopes_are_granted_as_written() {
     let p = perms(&[("viewer", "org.plantd.Service1")]);
-    assert!(can_pub(
-        &p,
-        "$JS.API.CONSUMER.CREATE.KV_plantd-state.w.$KV.plantd-state.org.plantd.Service1.*"
-    ));
+    assert!(can_pub(&p, "plantd.state.watch.org.plantd.Service1"));
+    assert!(can_sub(&p, "$PLANTD.watch.org.plantd.Service1.t"));
     let p = perms(&[("viewer", "h\u{e4}lle")]);
-    let encoded = plantd_state::kvkey::subtree_filter("h\u{e4}lle");
-    assert!(encoded.contains('='), "{encoded}");
-    assert!(can_pub(
-        &p,
-        &format!("$JS.API.DIRECT.GET.KV_plantd-state.$KV.plantd-state.{encoded}")
-    ));
+    assert!(can_sub(&p, "$PLANTD.watch.h\u{e4}lle.t"));
 }
 
 #[test]

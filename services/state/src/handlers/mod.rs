@@ -1,6 +1,6 @@
 //! The state endpoints, wired to the store. One file per family: [`keys`] (get, set, delete,
-//! list) and [`scopes`] (scope create, delete, list); [`convert`] maps store types and errors
-//! to the wire in one place.
+//! list), [`scopes`] (scope create, delete, list) and [`watch`] (a KV watch created for the
+//! caller); [`convert`] maps store types and errors to the wire in one place.
 //!
 //! Key operations listen on `plantd.state.<op>.>` and take the scope from the subject tail,
 //! so a NATS permission on `plantd.state.get.site1.>` grants reads of site1's subtree.
@@ -8,6 +8,7 @@
 mod convert;
 mod keys;
 mod scopes;
+pub mod watch;
 
 use std::sync::Arc;
 
@@ -25,6 +26,16 @@ pub struct StateApp {
     pub writer: WriteHandle,
     /// Read pool.
     pub reader: Reader,
+    /// The KV bucket watches are created on (`None`: this instance serves no watches).
+    pub kv: Option<WatchBucket>,
+}
+
+/// Where [`watch`] creates watch consumers.
+pub struct WatchBucket {
+    /// JetStream, with the state service's own rights.
+    pub js: async_nats::jetstream::Context,
+    /// The KV bucket the mirror fills.
+    pub bucket: String,
 }
 
 impl StateApp {
@@ -56,5 +67,6 @@ pub fn register(builder: ServiceBuilder, app: Arc<StateApp>) -> ServiceBuilder {
         subj::scope_op_all("delete"),
         scopes::delete
     );
+    let b = app_endpoint!(b, &app, "watch", subj::key_op_all("watch"), watch::watch);
     app_endpoint!(b, &app, "scope-list", subj::scope_list(), scopes::list)
 }
