@@ -363,27 +363,76 @@ async fn nats_py_uses_the_creds_file_plant_login_wrote() -> anyhow::Result<()> {
     let password = "py-password-123";
     hub.create_user("pyuser", password, &["viewer@site1"])
         .await?;
+    let stdout = run_person_script(
+        &hub,
+        "login_test.py",
+        "pyuser",
+        password,
+        &["--scope", "site1", "--key", "greeting"],
+    )
+    .await?;
+    assert!(stdout.contains("all login checks passed"), "{stdout}");
+    assert!(hub.stop().await?);
+    Ok(())
+}
 
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/login_test.py");
+/// The confused-deputy attack of issue #9 with nats-py: no consumer, direct get or reflected
+/// reply makes anything land on `plantd.state.set.site2` (or another inbox) that is applied,
+/// and the legitimate watch through the state service works.
+#[tokio::test]
+async fn nats_py_cannot_make_the_server_deliver_where_it_may_not_publish() -> anyhow::Result<()> {
+    let hub = Hub::start(&[]).await?;
+    for scope in ["site1", "site2"] {
+        hub.admin(&["scope", "create", scope], None).await?;
+        hub.admin(&["state", "set", scope, "k", &format!("v-{scope}")], None)
+            .await?;
+    }
+    let password = "py-attacker-123";
+    hub.create_user("mallory", password, &["operator@site1"])
+        .await?;
+    let admin_creds = hub.admin_creds.to_str().expect("UTF-8").to_owned();
+    let stdout = run_person_script(
+        &hub,
+        "watch_attack_test.py",
+        "mallory",
+        password,
+        &["--admin-creds", &admin_creds],
+    )
+    .await?;
+    assert!(stdout.contains("all attack checks passed"), "{stdout}");
+    assert!(hub.stop().await?);
+    Ok(())
+}
+
+/// Runs `tests/python/<script>` for `user` (password in the environment, not argv) against
+/// the hub, with `extra` arguments; returns its stdout once it passed.
+async fn run_person_script(
+    hub: &Hub,
+    script: &str,
+    user: &str,
+    password: &str,
+    extra: &[&str],
+) -> anyhow::Result<String> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("python")
+        .join(script);
     let plant_bin = plantd_tests::bin_path("plant");
     let data = hub.data_dir.to_str().expect("UTF-8").to_owned();
+    let mut args = vec![
+        script.to_str().expect("UTF-8"),
+        "--plant",
+        plant_bin.to_str().expect("UTF-8"),
+        "--server",
+        &hub.url,
+        "--data-dir",
+        &data,
+        "--user",
+        user,
+    ];
+    args.extend_from_slice(extra);
     let mut python = ChildProcess::spawn(
         "python3",
-        [
-            script.to_str().expect("UTF-8"),
-            "--plant",
-            plant_bin.to_str().expect("UTF-8"),
-            "--server",
-            &hub.url,
-            "--data-dir",
-            &data,
-            "--user",
-            "pyuser",
-            "--scope",
-            "site1",
-            "--key",
-            "greeting",
-        ],
+        args,
         [
             ("PYTHONDONTWRITEBYTECODE", "1"),
             ("PLANTD_TEST_PASSWORD", password),
@@ -391,7 +440,7 @@ async fn nats_py_uses_the_creds_file_plant_login_wrote() -> anyhow::Result<()> {
     )?;
     let status = python.wait_with_deadline(Duration::from_secs(90)).await;
     let (stdout, stderr) = (python.stdout(), python.stderr());
-    println!("--- login_test.py stdout ---\n{stdout}");
+    println!("--- {} stdout ---\n{stdout}", script.display());
     if !stderr.is_empty() {
         println!("--- stderr ---\n{stderr}");
     }
@@ -402,9 +451,8 @@ async fn nats_py_uses_the_creds_file_plant_login_wrote() -> anyhow::Result<()> {
     );
     assert!(
         status.success(),
-        "login checks failed ({status}):\n{stdout}\n{stderr}"
+        "{} failed ({status}):\n{stdout}\n{stderr}",
+        script.display()
     );
-    assert!(stdout.contains("all login checks passed"), "{stdout}");
-    assert!(hub.stop().await?);
-    Ok(())
+    Ok(stdout)
 }
