@@ -61,6 +61,25 @@ pub(crate) fn decode_token(token: &str, limits: &Limits) -> Result<Option<String
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        // Fuzzing (issue #9): any token is a first page, a key, or a 400 naming the field.
+        // `PROPTEST_CASES=100000 cargo test -p plantd-state pagination` runs it long.
+        #[test]
+        fn any_token_decodes_or_is_a_400_naming_the_field(token in proptest::prelude::any::<String>()) {
+            match decode_token(&token, &Limits::default()) {
+                Ok(None) => proptest::prop_assert!(token.is_empty()),
+                Ok(Some(key)) => proptest::prop_assert_eq!(encode_token(&key), token),
+                Err(err) => proptest::prop_assert_eq!((err.code(), err.field()), (400, Some("page_token"))),
+            }
+        }
+
+        #[test]
+        fn every_key_round_trips(chars in proptest::collection::vec(proptest::char::any(), 1..200)) {
+            let key: String = chars.into_iter().collect();
+            proptest::prop_assert_eq!(decode_token(&encode_token(&key), &Limits::default()), Ok(Some(key)));
+        }
+    }
+
     #[test]
     fn page_sizes() {
         assert_eq!(page_size(0), Ok(100));
