@@ -469,3 +469,47 @@ async fn watch_from_revision_never_yields_older_revisions() -> anyhow::Result<()
     );
     Ok(())
 }
+
+/// Issue #15 item 6: a long-lived watcher across a recreation of the bucket (deleted under a
+/// running service, whose mirror recreates and refills it). Revisions restart at 1, below the
+/// last one the watcher yielded; it must notice (its consumer is gone: heartbeats stop), follow
+/// the new bucket from its current values and keep seeing changes — not drop them all as
+/// "already seen".
+#[tokio::test]
+async fn watch_survives_a_recreated_bucket() -> anyhow::Result<()> {
+    let env = StateEnv::start(&[]).await?;
+    let state = env.state(Encoding::Json);
+    state.scope_create("line1").await?;
+    // Enough revisions that the recreated bucket starts far below the watcher's last one.
+    for i in 0..20 {
+        state.set("line1", "filler", &format!("f{i}")).await?;
+    }
+    let watcher = Watcher::start(&env.js, spec("line1", WatchFrom::Now)).await?;
+    state.set("line1", "temp", "before").await?;
+    let before = until_put(&watcher, "temp", "before").await?;
+    let high = before.last().map_or(0, |c| c.revision);
+    assert!(high > 20, "revision {high}");
+
+    env.js.delete_key_value("plantd-state").await?;
+    // One change while the bucket is gone: the mirror's publish fails, it recreates the bucket
+    // and resyncs from SQLite (a handful of revisions, far below `high`).
+    state.set("line1", "temp", "after").await?;
+    let after = watcher
+        .wait_until(Duration::from_secs(30), "temp=after", |cs| {
+            cs.iter().any(|c| c.key == "temp" && c.value == "after")
+        })
+        .await?;
+    let recreated: Vec<&Change> = after.iter().filter(|c| c.revision < high).collect();
+    assert!(
+        !recreated.is_empty(),
+        "the new bucket's changes (revisions below {high}) were delivered: {after:?}"
+    );
+    let last = after.last().expect("changes");
+    assert_eq!((last.key.as_str(), last.value.as_str()), ("temp", "after"));
+    println!(
+        "watch across a recreated bucket: last revision before {high}, after {} ({} changes)",
+        last.revision,
+        after.len()
+    );
+    Ok(())
+}
