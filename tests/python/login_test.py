@@ -162,24 +162,26 @@ async def check(args: argparse.Namespace, creds: Path, sidecar: dict) -> None:
         await nc.close()
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--plant", required=True)
-    parser.add_argument("--server", required=True)
-    parser.add_argument("--data-dir", required=True)
-    parser.add_argument("--user", required=True)
-    parser.add_argument("--scope", required=True)
-    parser.add_argument("--key", required=True)
+def run_as_person(description: str, extra: list[str], check_fn, what: str) -> int:
+    """The `main` of a script that logs a person in with `plant login` and runs `check_fn(args,
+    creds, sidecar)`: common flags `--plant --server --data-dir --user`, plus `extra` flags."""
+    parser = argparse.ArgumentParser(description=description)
+    for flag in ["--plant", "--server", "--data-dir", "--user", *extra]:
+        parser.add_argument(flag, required=True)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="plantd-py-login-") as config:
+    with tempfile.TemporaryDirectory(prefix="plantd-py-person-") as config:
         try:
             creds, sidecar = login(args, Path(config))
-            asyncio.run(check(args, creds, sidecar))
+            asyncio.run(check_fn(args, creds, sidecar))
         except CheckFailed as failure:
             print(f"FAIL {failure}", flush=True)
             return 1
-    print("all login checks passed", flush=True)
+    print(f"all {what} checks passed", flush=True)
     return 0
+
+
+def main() -> int:
+    return run_as_person(__doc__.split("\n")[0], ["--scope", "--key"], check, "login")
 
 
 if __name__ == "__main__":

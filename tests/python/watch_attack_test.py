@@ -29,7 +29,6 @@ import argparse
 import asyncio
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 from checks import CheckFailed, expect, ok
@@ -42,7 +41,7 @@ except ImportError as err:  # pragma: no cover - environment problem, not a test
           file=sys.stderr)
     sys.exit(3)
 
-from login_test import login  # noqa: E402  (after the dependency check)
+from login_test import run_as_person  # noqa: E402  (after the dependency check)
 
 TIMEOUT = 5.0
 QUIET = 2.0
@@ -172,22 +171,7 @@ async def check(args: argparse.Namespace, creds: Path, sidecar: dict) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--plant", required=True)
-    parser.add_argument("--server", required=True)
-    parser.add_argument("--data-dir", required=True)
-    parser.add_argument("--user", required=True)
-    parser.add_argument("--admin-creds", required=True)
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="plantd-py-attack-") as config:
-        try:
-            creds, sidecar = login(args, Path(config))
-            asyncio.run(check(args, creds, sidecar))
-        except CheckFailed as failure:
-            print(f"FAIL {failure}", flush=True)
-            return 1
-    print("all attack checks passed", flush=True)
-    return 0
+    return run_as_person(__doc__.split("\n")[0], ["--admin-creds"], check, "attack")
 
 
 if __name__ == "__main__":
