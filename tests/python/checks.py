@@ -6,6 +6,8 @@ which shows its stdout (`ok   …` per check) and fails on a non-zero exit.
 
 from __future__ import annotations
 
+import asyncio
+
 
 class CheckFailed(Exception):
     """One check did not hold."""
@@ -18,3 +20,30 @@ def ok(what: str) -> None:
 def expect(condition: bool, what: str) -> None:
     if not condition:
         raise CheckFailed(what)
+
+
+class Violations:
+    """The errors the server sent a connection (pass `on_error` as nats-py's `error_cb`)."""
+
+    def __init__(self, wait: float) -> None:
+        self.seen: list[str] = []
+        self.wait = wait
+
+    async def on_error(self, err: Exception) -> None:
+        self.seen.append(str(err))
+
+    async def refused(self, needle: str) -> bool:
+        """Whether an error containing `needle` (any case) arrives within `wait` seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.wait
+        while loop.time() < deadline:
+            if any(needle.lower() in v.lower() for v in self.seen):
+                return True
+            await asyncio.sleep(0.02)
+        return False
+
+    def clear(self) -> None:
+        self.seen.clear()
+
+    def __str__(self) -> str:
+        return str(self.seen)

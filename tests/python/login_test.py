@@ -28,7 +28,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from checks import CheckFailed, expect, ok
+from checks import CheckFailed, Violations, expect, ok
 
 try:
     import nats
@@ -84,19 +84,8 @@ def login(args: argparse.Namespace, config_dir: Path) -> tuple[Path, dict]:
 
 
 async def check(args: argparse.Namespace, creds: Path, sidecar: dict) -> None:
-    violations: list[str] = []
-
-    async def on_error(err: Exception) -> None:
-        violations.append(str(err))
-
-    async def refused(needle: str) -> bool:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + REFUSAL_WAIT
-        while loop.time() < deadline:
-            if any(needle.lower() in v.lower() for v in violations):
-                return True
-            await asyncio.sleep(0.02)
-        return False
+    violations = Violations(REFUSAL_WAIT)
+    on_error, refused = violations.on_error, violations.refused
 
     prefix = sidecar["inbox_prefix"]
     nc = await nats.connect(

@@ -31,7 +31,7 @@ import json
 import sys
 from pathlib import Path
 
-from checks import CheckFailed, expect, ok
+from checks import CheckFailed, Violations, expect, ok
 
 try:
     import nats
@@ -63,19 +63,8 @@ def consumer_create(name: str, deliver: str, group: str | None) -> tuple[str, by
 
 
 async def check(args: argparse.Namespace, creds: Path, sidecar: dict) -> None:
-    violations: list[str] = []
-
-    async def on_error(err: Exception) -> None:
-        violations.append(str(err))
-
-    async def refused(needle: str) -> bool:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + QUIET
-        while loop.time() < deadline:
-            if any(needle.lower() in v.lower() for v in violations):
-                return True
-            await asyncio.sleep(0.02)
-        return False
+    violations = Violations(QUIET)
+    on_error, refused = violations.on_error, violations.refused
 
     admin = await nats.connect(args.server, user_credentials=args.admin_creds,
                                allow_reconnect=False, connect_timeout=TIMEOUT)
