@@ -54,8 +54,9 @@ pub async fn run(config: StateConfig, shutdown: Shutdown) -> Result<(), ServeErr
     .map_err(|e| ServeError::Setup(format!("store start-up task failed: {e}")))?
     .map_err(ServeError::Setup)?;
 
+    let js = async_nats::jetstream::new(process.client.clone());
     let mirror = mirror::Mirror {
-        js: async_nats::jetstream::new(process.client.clone()),
+        js: js.clone(),
         bucket: mirror::BucketSettings {
             name: config.kv_bucket.clone(),
             history: config.kv_history,
@@ -74,10 +75,10 @@ pub async fn run(config: StateConfig, shutdown: Shutdown) -> Result<(), ServeErr
     let app = Arc::new(handlers::StateApp {
         writer: writer.clone(),
         reader,
-        kv: Some(handlers::WatchBucket {
-            js: async_nats::jetstream::new(process.client.clone()),
+        kv: handlers::WatchBucket {
+            js,
             bucket: config.kv_bucket.clone(),
-        }),
+        },
     });
     let builder = ServiceBuilder::new(SERVICE, env!("CARGO_PKG_VERSION"))
         .description("Keys in scopes: SQLite source of truth mirrored to JetStream KV")

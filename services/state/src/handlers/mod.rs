@@ -26,8 +26,8 @@ pub struct StateApp {
     pub writer: WriteHandle,
     /// Read pool.
     pub reader: Reader,
-    /// The KV bucket watches are created on (`None`: this instance serves no watches).
-    pub kv: Option<WatchBucket>,
+    /// The KV bucket watches are created on.
+    pub kv: WatchBucket,
 }
 
 /// Where [`watch`] creates watch consumers.

@@ -25,7 +25,7 @@ use plantd_shared::{
     subjects::{self, state::KEY_OP_PREFIX_TOKENS},
 };
 
-use super::StateApp;
+use super::{StateApp, convert};
 use crate::kvkey;
 
 /// Idle heartbeat of a watch consumer.
@@ -44,30 +44,20 @@ pub async fn watch(
     req: WatchRequest,
 ) -> Result<WatchResponse, ServiceError> {
     let scope = StateApp::scope_of(&ctx, KEY_OP_PREFIX_TOKENS)?;
-    crate::validate::scope(&scope)
-        .map_err(|e| ServiceError::invalid_field("scope", e.to_string()))?;
+    crate::validate::scope(&scope).map_err(|e| convert::store(e.into()))?;
     check_token(&req.token)?;
-    let Some(kv) = &app.kv else {
-        return Err(ServiceError::new(
-            ErrorCode::Unavailable,
-            "watches are not served by this instance",
-        ));
-    };
+    let kv = &app.kv;
     let stream_name = format!("KV_{}", kv.bucket);
     let unavailable = |what: &str, e: &dyn std::fmt::Display| {
         ServiceError::new(ErrorCode::Unavailable, format!("{what}: {e}"))
     };
-    let mut stream = kv
+    // `get_stream` reads the stream's info; its state is current enough for "now".
+    let stream = kv
         .js
         .get_stream(&stream_name)
         .await
         .map_err(|e| unavailable("the KV bucket is not there yet", &e))?;
-    let last_revision = stream
-        .info()
-        .await
-        .map_err(|e| unavailable("cannot read the KV bucket", &e))?
-        .state
-        .last_sequence;
+    let last_revision = stream.cached_info().state.last_sequence;
     let deliver_policy = match req.from.as_str() {
         "" | "now" => DeliverPolicy::ByStartSequence {
             start_sequence: last_revision + 1,
