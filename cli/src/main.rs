@@ -7,6 +7,7 @@
 
 mod commands;
 mod context;
+mod discovery;
 mod exit;
 mod identity_client;
 mod output;

@@ -186,16 +186,8 @@ async fn state_durability(
     if !services.iter().any(|s| s.spec.name == "state") {
         return None;
     }
-    let subject = plantd_shared::subjects::srv("INFO", Some("state"), None);
-    let reply = tokio::time::timeout(
-        Duration::from_secs(2),
-        client.request(subject, bytes::Bytes::new()),
-    )
-    .await
-    .ok()?
-    .ok()?;
     let info: plantd_shared::micro::protocol::InfoResponse =
-        serde_json::from_slice(&reply.payload).ok()?;
+        crate::discovery::ask(client, "INFO", "state").await?;
     info.metadata.get("durability").cloned()
 }
 

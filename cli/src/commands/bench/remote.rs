@@ -4,22 +4,14 @@
 //! remote server runs one durability, so the set scenarios that need the other one are
 //! skipped with the reason rather than measured against the wrong configuration.
 
-use std::time::Duration;
-
-use bytes::Bytes;
-use plantd_shared::{
-    micro::protocol::{InfoResponse, PingResponse},
-    subjects,
-};
+use plantd_shared::micro::protocol::{InfoResponse, PingResponse};
 use plantd_state::store::Durability;
 
 use super::{
     args::{Scenario, Target},
     naive::durability_name,
 };
-
-/// How long discovery waits for each service.
-const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(2);
+use crate::discovery;
 
 /// The state service found on the server.
 #[derive(Debug, Clone)]
@@ -42,19 +34,11 @@ pub struct Remote {
 impl Remote {
     /// Asks the server which services run.
     pub async fn discover(client: &async_nats::Client, server: &str) -> Remote {
-        let ask = |verb: &'static str, name: &'static str| async move {
-            let subject = subjects::srv(verb, Some(name), None);
-            tokio::time::timeout(DISCOVERY_TIMEOUT, client.request(subject, Bytes::new()))
-                .await
-                .ok()
-                .and_then(Result::ok)
-        };
-        let echo = ask("PING", "echo")
+        let echo = discovery::ask::<PingResponse>(client, "PING", "echo")
             .await
-            .is_some_and(|m| serde_json::from_slice::<PingResponse>(&m.payload).is_ok());
-        let state = ask("INFO", "state")
+            .is_some();
+        let state = discovery::ask::<InfoResponse>(client, "INFO", "state")
             .await
-            .and_then(|m| serde_json::from_slice::<InfoResponse>(&m.payload).ok())
             .map(|info| RemoteState {
                 bucket: info
                     .metadata
