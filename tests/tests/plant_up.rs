@@ -300,19 +300,18 @@ async fn a_data_dir_has_one_owner_and_the_first_is_untouched() -> anyhow::Result
     let url = report.url.clone();
     for service in ["state", "identity"] {
         let dir = format!("{data_dir}/{service}");
-        let sets = [
+        let mut sets = vec![
             format!("data_dir={dir}"),
             format!("nats_url={url}"),
-            format!("auth_dir={data_dir}/auth"),
             "health_listen=".to_string(),
         ];
-        let mut args = Vec::new();
-        for set in &sets {
-            if service == "state" && set.starts_with("auth_dir") {
-                continue;
-            }
-            args.extend(["--set", set.as_str()]);
+        if service == "identity" {
+            sets.push(format!("auth_dir={data_dir}/auth"));
         }
+        let args: Vec<&str> = sets
+            .iter()
+            .flat_map(|set| ["--set", set.as_str()])
+            .collect();
         let (code, stderr, took) =
             run_refused(bin_path(&format!("plantd-{service}")), &args).await?;
         println!("second {service}: exit {code:?} after {took:?}: {stderr}");
