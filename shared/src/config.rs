@@ -91,6 +91,9 @@ pub struct CommonConfig {
     pub max_in_flight: usize,
     /// How long a stopping service waits for in-flight requests, in milliseconds.
     pub drain_timeout_ms: u64,
+    /// How long one request's handler may run, in milliseconds; past it the caller gets a 504
+    /// (outcome unknown) and the handler's in-flight slot is freed.
+    pub handler_timeout_ms: u64,
 }
 
 impl Default for CommonConfig {
@@ -103,6 +106,7 @@ impl Default for CommonConfig {
             log_level: "info".into(),
             max_in_flight: 256,
             drain_timeout_ms: 10_000,
+            handler_timeout_ms: 30_000,
         }
     }
 }
@@ -111,6 +115,11 @@ impl CommonConfig {
     /// The drain grace period.
     pub fn drain_timeout(&self) -> Duration {
         Duration::from_millis(self.drain_timeout_ms)
+    }
+
+    /// The per-request handler deadline (at least 1 ms).
+    pub fn handler_timeout(&self) -> Duration {
+        Duration::from_millis(self.handler_timeout_ms.max(1))
     }
 }
 

@@ -37,6 +37,9 @@ pub enum ErrorCode {
     Internal,
     /// 503: a dependency is unavailable right now; retrying later may succeed.
     Unavailable,
+    /// 504: the handler did not finish within the endpoint's deadline; the outcome of a write
+    /// is unknown (it may still complete), so read before retrying one.
+    Timeout,
 }
 
 impl ErrorCode {
@@ -52,6 +55,7 @@ impl ErrorCode {
             ErrorCode::TooManyRequests => 429,
             ErrorCode::Internal => 500,
             ErrorCode::Unavailable => 503,
+            ErrorCode::Timeout => 504,
         }
     }
 
@@ -66,6 +70,7 @@ impl ErrorCode {
             413 => ErrorCode::TooLarge,
             429 => ErrorCode::TooManyRequests,
             503 => ErrorCode::Unavailable,
+            504 => ErrorCode::Timeout,
             _ => ErrorCode::Internal,
         }
     }

@@ -105,15 +105,9 @@ async fn sigterm_drains_in_flight_requests() -> anyhow::Result<()> {
 }
 
 /// A stopping instance leaves the queue group at once, so requests sent after its SIGTERM are
-/// all answered, by the other instance, while it is still draining its own.
-///
-/// Ignored until a product bug is fixed (it fails in about 1 run of 8): the shared runtime stops
-/// an endpoint with async-nats 0.51's `Subscriber::drain`, which writes UNSUB and PING but
-/// removes the subscription on the connection handler's *next poll*, not on the PONG, and the
-/// handler silently drops messages for an unknown sid. A request the server routed to the
-/// instance before it processed the UNSUB is therefore lost and its caller times out (seen in a
-/// nats-server trace: two HMSGs to the stopping instance 1 ms before its `UNSUB 1`, never
-/// answered). Upstream nats.rs HEAD behaves the same.
+/// all answered, by the other instance, while it is still draining its own. (An earlier runtime
+/// used async-nats' `Subscriber::drain`, which forgets the subscription before the server has
+/// processed the UNSUB and lost requests routed just before; see `micro::service::drain`.)
 #[tokio::test]
 async fn sigterm_sends_new_requests_to_the_other_instance() -> anyhow::Result<()> {
     const IN_FLIGHT: usize = 10;
@@ -181,9 +175,8 @@ async fn sigterm_sends_new_requests_to_the_other_instance() -> anyhow::Result<()
 }
 
 /// Under steady load from several callers, stopping one of two instances loses no request:
-/// every one is answered, before, during and after the drain. Ignored for the product bug
-/// described at [`sigterm_sends_new_requests_to_the_other_instance`] (here 1-2 of ~2000
-/// requests time out in about 3 runs of 5).
+/// every one is answered, before, during and after the drain (open server; the same under
+/// issued creds is `drain_operator.rs`).
 #[tokio::test]
 async fn no_request_is_lost_while_an_instance_stops() -> anyhow::Result<()> {
     const CALLERS: usize = 8;

@@ -7,7 +7,8 @@
 //! * a handler whose reply is larger than the server takes: the caller gets a 413 error reply
 //!   at once (not a timeout), and `$SRV.STATS` counts the error;
 //! * a message without a reply subject on an endpoint (what another service's reply looks like
-//!   when a caller points its reply subject here): the handler never runs, STATS counts it.
+//!   when a caller points its reply subject here): the handler never runs, STATS counts it;
+//! * (on a default server) a handler that never finishes: 504 at the deadline, slot freed.
 
 use std::{
     sync::{
@@ -90,6 +91,7 @@ async fn oversized_replies_are_refused_and_replyless_messages_never_handled() ->
             RuntimeOptions {
                 max_in_flight: 8,
                 drain_timeout: Duration::from_secs(2),
+                handler_timeout: Duration::from_secs(10),
             },
         )
         .await?;
@@ -147,5 +149,83 @@ async fn oversized_replies_are_refused_and_replyless_messages_never_handled() ->
     let ok = caller.request("rtest.small", Bytes::new()).await?;
     assert_eq!(ok.payload.len(), 10);
     assert!(service.stop().await, "drains cleanly");
+    Ok(())
+}
+
+/// A handler that never finishes (issue #16, item 4): the caller gets a 504 at the deadline,
+/// the in-flight slot is freed, and with every slot once taken by a hung handler the instance
+/// still serves at its full bound afterwards.
+#[tokio::test]
+async fn a_hung_handler_gets_a_deadline_reply_and_frees_its_slot() -> anyhow::Result<()> {
+    const IN_FLIGHT: usize = 2;
+    const DEADLINE: Duration = Duration::from_millis(300);
+    let server = NatsServer::start().await?;
+    let client = server.client().await;
+    let hang: Handler =
+        Arc::new(|_ctx, _body| futures::future::pending::<Result<Bytes, ServiceError>>().boxed());
+    let service = ServiceBuilder::new("rtest", "1.0.0")
+        .raw_endpoint("hang", "rtest.hang".into(), hang)
+        .raw_endpoint("small", "rtest.small".into(), sized(10, Arc::default()))
+        .start(
+            &client,
+            RuntimeOptions {
+                max_in_flight: IN_FLIGHT,
+                drain_timeout: Duration::from_secs(2),
+                handler_timeout: DEADLINE,
+            },
+        )
+        .await?;
+
+    let caller = server.client().await;
+    // Two rounds of hung requests, each taking every slot: without the deadline the second
+    // round (and everything after it) would never even start.
+    for round in 0..2 {
+        let started = tokio::time::Instant::now();
+        let replies = futures::future::join_all((0..IN_FLIGHT).map(|_| {
+            tokio::time::timeout(
+                Duration::from_secs(5),
+                caller.request("rtest.hang", Bytes::new()),
+            )
+        }))
+        .await;
+        for reply in replies {
+            let reply = reply
+                .map_err(|_| anyhow::anyhow!("round {round}: no deadline reply"))?
+                .map_err(|e| anyhow::anyhow!("round {round}: {e}"))?;
+            let headers = reply.headers.expect("an error reply has headers");
+            assert_eq!(
+                headers.get(ERROR_CODE_HEADER).map(|v| v.as_str()),
+                Some("504")
+            );
+            let body: Value = serde_json::from_slice(&reply.payload)?;
+            assert_eq!(body["code"], 504, "{body}");
+            assert!(
+                body["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("300 ms")),
+                "{body}"
+            );
+        }
+        assert!(started.elapsed() >= DEADLINE, "answered at the deadline");
+    }
+    // Both slots are free again: a full bound of quick requests is answered at once.
+    let quick = futures::future::join_all(
+        (0..IN_FLIGHT).map(|_| caller.request("rtest.small", Bytes::new())),
+    )
+    .await;
+    for reply in quick {
+        assert_eq!(reply?.payload.len(), 10);
+    }
+    let s = stats(&caller).await?;
+    let hang = endpoint(&s, "hang");
+    assert_eq!(hang["num_requests"], 2 * IN_FLIGHT as u64, "{s}");
+    assert_eq!(hang["num_errors"], 2 * IN_FLIGHT as u64, "{s}");
+    assert!(
+        hang["last_error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("504:")),
+        "{s}"
+    );
+    assert!(service.stop().await, "nothing left running");
     Ok(())
 }

@@ -11,6 +11,7 @@ pub struct EchoConfig {
     #[serde(flatten)]
     pub common: CommonConfig,
     /// Longest sleep `plantd.echo.slow` accepts, in milliseconds; longer requests get a 400.
+    /// Keep it below `handler_timeout_ms`, or slow requests past the deadline get a 504.
     pub max_slow_ms: u32,
     /// Longest message `plantd.echo.echo` accepts, in bytes; longer ones get a 413.
     pub max_message_bytes: usize,
@@ -20,7 +21,7 @@ impl Default for EchoConfig {
     fn default() -> Self {
         EchoConfig {
             common: CommonConfig::default(),
-            max_slow_ms: 60_000,
+            max_slow_ms: 20_000,
             max_message_bytes: 64 * 1024,
         }
     }

@@ -114,14 +114,21 @@ fn subtree(module: &str) -> String {
 }
 
 /// A service: `subscribe` plus `$SRV.>`, `publish` by name, replies via response permission.
+///
+/// A service may also publish on the subject trees it subscribes to: a draining instance ends
+/// its endpoint subscriptions by publishing filler messages there (`micro::service::drain`).
+/// That gives it nothing it does not have already: those are the subjects it serves, and
+/// whatever it sends there is handled by itself or by another instance of itself.
 fn service(subscribe: &[&str], publish: &[&str], inbox: bool) -> Permissions {
     let mut sub: Vec<String> = subscribe.iter().map(|s| s.to_string()).collect();
+    let mut publish: Vec<String> = publish.iter().map(|s| s.to_string()).collect();
+    publish.extend(sub.iter().cloned());
     sub.push(format!("{}.>", subjects::SRV_PREFIX));
     if inbox {
         sub.push(INBOX_ALL.to_string());
     }
     Permissions {
-        publish: Permission::allow(publish.iter().copied()),
+        publish: Permission::allow(publish),
         subscribe: Permission::allow(sub),
         resp: Some(ResponsePermission {
             max: REPLIES_PER_REQUEST,
@@ -137,7 +144,11 @@ mod tests {
     #[test]
     fn echo_may_only_hear_its_subjects_and_reply() {
         let p = echo_service();
-        assert!(p.publish.allow.is_empty(), "responses only");
+        assert_eq!(
+            p.publish.allow,
+            ["plantd.echo.>"],
+            "replies and drain fillers only"
+        );
         assert_eq!(p.subscribe.allow, ["plantd.echo.>", "$SRV.>"]);
         assert_eq!(
             p.resp,
@@ -156,6 +167,7 @@ mod tests {
         for subject in &p.publish.allow {
             assert!(
                 subject == "$JS.API.INFO"
+                    || subject == "plantd.state.>"
                     || subject.starts_with("$KV.plantd-state.")
                     || subject.contains("KV_plantd-state"),
                 "{subject} is broader than the bucket"
@@ -171,7 +183,11 @@ mod tests {
         assert_eq!(p.subscribe.allow, ["_INBOX_login.>"]);
         assert!(p.resp.is_none());
         let p = identity_service();
-        assert!(p.publish.allow.is_empty(), "responses only");
+        assert_eq!(
+            p.publish.allow,
+            ["plantd.identity.>"],
+            "replies and drain fillers only"
+        );
         assert_eq!(p.subscribe.allow, ["plantd.identity.>", "$SRV.>"]);
     }
 

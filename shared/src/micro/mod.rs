@@ -15,10 +15,13 @@
 //! * handlers run concurrently, bounded by one semaphore per instance (`max_in_flight`); when
 //!   it is exhausted the endpoint loop waits, so excess requests queue in the subscription
 //!   (backpressure) instead of spawning without bound;
-//! * stopping drains without losing a request: endpoints end their subscription by an agreed
-//!   message count, requests still arriving are handed on to other instances, buffered and
+//! * every handler has a deadline (`handler_timeout_ms`): past it the caller gets a 504 and the
+//!   in-flight slot is freed, so a hung handler cannot starve the instance;
+//! * stopping drains without losing a request: endpoints end their subscription by a message
+//!   count client and server agree on, reached at once with filler messages, so the server
+//!   stops routing here only after everything it routed here was received; buffered and
 //!   in-flight requests finish within the grace period, then discovery stops (see
-//!   `service::accept_loop`).
+//!   `service::drain`).
 
 pub mod discovery;
 pub mod endpoint;

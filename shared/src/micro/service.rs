@@ -59,6 +59,8 @@ pub struct RuntimeOptions {
     pub max_in_flight: usize,
     /// How long `stop` waits for in-flight requests.
     pub drain_timeout: Duration,
+    /// How long one handler may run before the caller gets a 504 and its permit is freed.
+    pub handler_timeout: Duration,
 }
 
 impl RuntimeOptions {
@@ -67,6 +69,7 @@ impl RuntimeOptions {
         RuntimeOptions {
             max_in_flight: common.max_in_flight.max(1),
             drain_timeout: common.drain_timeout(),
+            handler_timeout: common.handler_timeout(),
         }
     }
 }
@@ -260,6 +263,7 @@ impl ServiceBuilder {
                     tracker: tracker.clone(),
                     stop: accept_stop.clone(),
                     drain_timeout: options.drain_timeout,
+                    handler_timeout: options.handler_timeout,
                 }))
             })
             .collect();
@@ -316,8 +320,9 @@ impl RunningService {
         discovery::stats(&self.shared)
     }
 
-    /// Stops gracefully: unsubscribe the endpoints (new requests go to other instances),
-    /// finish buffered and in-flight requests within the drain timeout, then stop discovery.
+    /// Stops gracefully: end the endpoints' subscriptions without losing a request routed here
+    /// (new requests go to other instances), finish buffered and in-flight requests within the
+    /// drain timeout, log each endpoint's totals, then stop discovery.
     /// Returns `false` when the grace period ran out with requests still running.
     pub async fn stop(self) -> bool {
         let name = self.shared.name.clone();
@@ -331,6 +336,16 @@ impl RunningService {
         let drained = tokio::time::timeout_at(deadline, self.tracker.wait())
             .await
             .is_ok();
+        for endpoint in &self.shared.endpoints {
+            let stats = endpoint.counters.snapshot();
+            tracing::info!(
+                service = %name,
+                endpoint = %endpoint.name,
+                requests = stats.requests,
+                errors = stats.errors,
+                "endpoint totals at stop"
+            );
+        }
         if drained {
             tracing::info!(service = %name, "drained");
         } else {
@@ -351,121 +366,178 @@ struct AcceptLoop {
     tracker: TaskTracker,
     stop: CancellationToken,
     drain_timeout: Duration,
+    handler_timeout: Duration,
 }
 
-/// Header counting how often a draining instance handed a request on (see [`accept_loop`]).
-pub const FORWARDED_HEADER: &str = "Plantd-Forwarded";
+/// Header on the messages a draining instance sends to use up its own subscription (see
+/// [`drain`]). A message with this header and no reply subject is dropped silently by every
+/// instance: it is not a request.
+pub const DRAIN_HEADER: &str = "Plantd-Drain";
 
-/// A draining instance hands a request on at most this often before handling it itself. The
-/// server may route a forward back to the draining instance (it is still subscribed until its
-/// auto-unsubscribe), so with two instances a request ends up here after all with probability
-/// 2^-16; a lone instance gets every forward back and pays 16 local hops per request.
-const MAX_FORWARDS: u32 = 16;
+/// How many more messages the server may route to a draining endpoint than it had delivered
+/// when the drain began: covers what is on the wire while the `UNSUB` travels. What was
+/// already in the client's buffer is counted exactly, so only the wire needs this slack.
+const DRAIN_SLACK: u64 = 4096;
 
-/// How many more messages the server may route to a draining endpoint before its
-/// auto-unsubscribe takes effect; covers what is in flight when the drain starts.
-const DRAIN_SLACK: u64 = 8192;
+/// Most filler messages a draining endpoint sends per round.
+const FILLER_BATCH: u64 = 512;
 
-/// Once draining, the endpoint stops after this long without a request.
-const DRAIN_QUIET: Duration = Duration::from_millis(250);
+/// A draining endpoint sends its next round of fillers after this long.
+const FILLER_ROUND: Duration = Duration::from_millis(5);
 
-/// Takes requests off one endpoint's subscription until it is drained.
-///
-/// Draining without losing requests needs care with async-nats 0.51: `Subscriber::drain` and
-/// `unsubscribe` forget the subscription locally before the server has seen the UNSUB, so a
-/// request the server routed to this instance just before is silently dropped (found by
-/// `tests/tests/echo_drain.rs`). Instead the drain sends `UNSUB <sid> <max>` with `max` =
-/// what was received plus [`DRAIN_SLACK`]: client and server then agree to end the
-/// subscription after exactly `max` messages, so nothing in flight is lost. Requests that still
-/// arrive are handed on (republished with their reply subject and a hop count) so that another
-/// instance answers them; after [`MAX_FORWARDS`] hops, or when no other instance exists, the
-/// request is handled here. The loop ends when the subscription ends, after [`DRAIN_QUIET`]
-/// without requests, at the drain deadline, or when the connection is lost.
+/// Takes requests off one endpoint's subscription until it is stopped, then drains it.
 async fn accept_loop(mut l: AcceptLoop) {
-    let mut drain_deadline = None;
     let mut received: u64 = 0;
     loop {
-        let msg = match drain_deadline {
-            None => tokio::select! {
-                biased;
-                _ = l.stop.cancelled() => {
-                    if let Err(err) = l.sub.unsubscribe_after(received + DRAIN_SLACK).await {
-                        tracing::warn!(error = %err, "cannot unsubscribe endpoint; stopping it");
+        tokio::select! {
+            biased;
+            _ = l.stop.cancelled() => break,
+            msg = l.sub.next() => match msg {
+                Some(msg) => {
+                    received += 1;
+                    l.dispatch(msg).await;
+                }
+                // The client closed the subscription (the connection is gone for good).
+                None => return,
+            },
+        }
+    }
+    drain(l, received).await;
+}
+
+/// Ends an endpoint's subscription without losing a request that the server routed to it.
+///
+/// async-nats 0.51 cannot do this by itself: `Subscriber::drain` and `unsubscribe` forget the
+/// subscription locally before the server has processed the `UNSUB`, so a request routed to
+/// this instance just before is dropped unanswered (NATS-PITFALLS.md; found by
+/// `tests/tests/echo_drain.rs`). What does hold is a message count both sides agree on:
+///
+/// 1. Everything already in the client's buffer is taken, so `received` is exactly what the
+///    client was given; then `UNSUB <sid> <received + DRAIN_SLACK>` tells client *and* server
+///    to end the subscription after that many messages in all. The server never delivers past
+///    the count (a queue message it cannot deliver here goes to another member), and the client
+///    keeps the subscription until it has seen the count, so nothing falls between them.
+/// 2. To reach the count now rather than after thousands of requests, the endpoint publishes
+///    fillers (no reply subject, [`DRAIN_HEADER`]) on a subject its own subscription matches.
+///    The server spreads them over the queue group; the ones routed here use up the count, the
+///    others are dropped by the instances that get them. Requests that arrive meanwhile are
+///    handled here, like any other.
+/// 3. The subscription ends (the stream yields `None`) exactly when the server has delivered
+///    the count: from then on the server routes every request to other instances, or answers
+///    "no responders" when none is left.
+///
+/// Publishing the fillers needs publish rights on the endpoint's subjects, which identity
+/// grants every service on its own subject tree. Without them (or past the drain deadline) the
+/// drain stops waiting and says how many messages the server might still route here.
+async fn drain(mut l: AcceptLoop, mut received: u64) {
+    let mut pending = std::collections::VecDeque::new();
+    while let Some(Some(msg)) = l.sub.next().now_or_never() {
+        received += 1;
+        pending.push_back(msg);
+    }
+    let limit = received + DRAIN_SLACK;
+    if let Err(err) = l.sub.unsubscribe_after(limit).await {
+        tracing::warn!(endpoint = %l.endpoint.name, error = %err, "cannot unsubscribe endpoint; stopping it");
+        for msg in pending {
+            l.dispatch(msg).await;
+        }
+        return;
+    }
+    let filler = filler_subject(&l.endpoint.subject);
+    let deadline = tokio::time::Instant::now() + l.drain_timeout;
+    let mut round = tokio::time::interval(FILLER_ROUND);
+    round.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut fillers_sent: u64 = 0;
+    loop {
+        if let Some(msg) = pending.pop_front() {
+            l.dispatch(msg).await;
+            continue;
+        }
+        tokio::select! {
+            biased;
+            msg = l.sub.next() => match msg {
+                Some(msg) => {
+                    received += 1;
+                    l.dispatch(msg).await;
+                }
+                None => break,
+            },
+            _ = round.tick() => {
+                let batch = limit.saturating_sub(received).min(FILLER_BATCH);
+                for _ in 0..batch {
+                    if l.client.publish_with_headers(filler.clone(), drain_headers(), Bytes::new()).await.is_err() {
                         break;
                     }
-                    drain_deadline = Some(tokio::time::Instant::now() + l.drain_timeout);
-                    continue;
                 }
-                msg = l.sub.next() => msg,
-            },
-            Some(deadline) => tokio::select! {
-                msg = l.sub.next() => msg,
-                _ = tokio::time::sleep(DRAIN_QUIET) => break,
-                _ = tokio::time::sleep_until(deadline) => break,
-                _ = disconnected(&l.client) => break,
-            },
-        };
-        let Some(msg) = msg else { break };
-        received += 1;
-        let msg = if drain_deadline.is_some() {
-            match forward(&l.client, msg).await {
-                Some(msg) => msg, // not forwarded: handle it here
-                None => continue,
+                fillers_sent += batch;
             }
-        } else {
-            msg
-        };
-        let permit = Arc::clone(&l.permits)
+            _ = tokio::time::sleep_until(deadline) => {
+                tracing::warn!(
+                    endpoint = %l.endpoint.name,
+                    may_still_arrive = limit.saturating_sub(received),
+                    "drain deadline passed before the server ended the subscription"
+                );
+                return;
+            }
+        }
+    }
+    tracing::debug!(endpoint = %l.endpoint.name, received, fillers_sent, "endpoint drained");
+}
+
+impl AcceptLoop {
+    /// Waits for an in-flight permit and spawns the handler; drops fillers.
+    async fn dispatch(&self, msg: async_nats::Message) {
+        if is_filler(&msg) {
+            return;
+        }
+        let permit = Arc::clone(&self.permits)
             .acquire_owned()
             .await
             .expect("the in-flight semaphore is never closed");
-        let endpoint = Arc::clone(&l.endpoint);
-        let client = l.client.clone();
-        l.tracker.spawn(async move {
-            handle(msg, &endpoint, &client).await;
+        let endpoint = Arc::clone(&self.endpoint);
+        let client = self.client.clone();
+        let deadline = self.handler_timeout;
+        self.tracker.spawn(async move {
+            handle(msg, &endpoint, &client, deadline).await;
             drop(permit);
         });
     }
 }
 
-/// Hands a request to another instance; gives it back when it was handed on too often, has no
-/// reply subject, or the publish failed.
-async fn forward(client: &Client, msg: async_nats::Message) -> Option<async_nats::Message> {
-    let hops = msg
-        .headers
-        .as_ref()
-        .and_then(|h| h.get(FORWARDED_HEADER))
-        .and_then(|v| v.as_str().parse::<u32>().ok())
-        .unwrap_or(0);
-    let Some(reply) = msg.reply.clone() else {
-        return Some(msg);
-    };
-    if hops >= MAX_FORWARDS {
-        return Some(msg);
-    }
-    let mut headers = msg.headers.clone().unwrap_or_default();
-    headers.insert(FORWARDED_HEADER, (hops + 1).to_string().as_str());
-    match client
-        .publish_with_reply_and_headers(msg.subject.clone(), reply, headers, msg.payload.clone())
-        .await
-    {
-        Ok(()) => None,
-        Err(err) => {
-            tracing::warn!(error = %err, "cannot hand request on while draining; handling it");
-            Some(msg)
-        }
-    }
+/// A concrete subject the endpoint's own subscription matches: wildcards become `_drain`.
+fn filler_subject(endpoint_subject: &str) -> String {
+    endpoint_subject
+        .split('.')
+        .map(|token| match token {
+            "*" | ">" => "_drain",
+            other => other,
+        })
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
-/// Resolves once the client is not connected.
-async fn disconnected(client: &Client) {
-    while client.connection_state() == async_nats::connection::State::Connected {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+fn drain_headers() -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(DRAIN_HEADER, "filler");
+    headers
+}
+
+/// A draining instance's filler: no reply subject and the drain header.
+fn is_filler(msg: &async_nats::Message) -> bool {
+    msg.reply.is_none()
+        && msg
+            .headers
+            .as_ref()
+            .is_some_and(|h| h.get(DRAIN_HEADER).is_some())
 }
 
 /// Handles one request and answers it.
-async fn handle(msg: async_nats::Message, endpoint: &EndpointShared, client: &Client) {
+async fn handle(
+    msg: async_nats::Message,
+    endpoint: &EndpointShared,
+    client: &Client,
+    deadline: Duration,
+) {
     let started = Instant::now();
     let Some(reply) = msg.reply else {
         // Never applied: a message without a reply subject is not a request anybody can be
@@ -486,14 +558,28 @@ async fn handle(msg: async_nats::Message, endpoint: &EndpointShared, client: &Cl
     };
     let encoding = ctx.encoding;
     let span = tracing::debug_span!("request", endpoint = %endpoint.name, subject = %ctx.subject);
-    let result = AssertUnwindSafe((endpoint.handler)(ctx, msg.payload))
+    let handled = AssertUnwindSafe((endpoint.handler)(ctx, msg.payload))
         .catch_unwind()
-        .instrument(span)
-        .await
-        .unwrap_or_else(|_| {
+        .instrument(span);
+    // A handler past its deadline is dropped (cancelled at its next await), which frees its
+    // permit; a write it already handed on may still complete, hence "outcome unknown".
+    let result = match tokio::time::timeout(deadline, handled).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(_panic)) => {
             tracing::error!(endpoint = %endpoint.name, "handler panicked");
             Err(ServiceError::new(ErrorCode::Internal, "internal error"))
-        });
+        }
+        Err(_elapsed) => {
+            tracing::warn!(endpoint = %endpoint.name, deadline_ms = deadline.as_millis(), "handler deadline passed");
+            Err(ServiceError::new(
+                ErrorCode::Timeout,
+                format!(
+                    "not finished within the {} ms handler deadline; the outcome is unknown",
+                    deadline.as_millis()
+                ),
+            ))
+        }
+    };
     let result = match result {
         // Only replies past a few KiB pay for reading the server info (a clone under a lock).
         Ok(body) if body.len() > ALWAYS_FITS => match too_large(client, body.len()) {

@@ -30,12 +30,22 @@ pub const QUIET: Duration = Duration::from_millis(150);
 /// Starts one `plantd-echo` connected to `server`, with extra `--set name=value` settings.
 /// Does not wait for it to answer; see [`wait_for_instances`].
 pub fn spawn_echo(server: &NatsServer, settings: &[(&str, &str)]) -> anyhow::Result<ChildProcess> {
-    let mut args = vec!["--set".to_owned(), format!("nats_url={}", server.url())];
+    spawn_service("plantd-echo", &server.url(), settings)
+}
+
+/// Starts one service `binary` connected to `url`, with `--set name=value` settings (creds,
+/// data dir, …). Does not wait for it to answer; see [`wait_for_instances`].
+pub fn spawn_service(
+    binary: &str,
+    url: &str,
+    settings: &[(&str, &str)],
+) -> anyhow::Result<ChildProcess> {
+    let mut args = vec!["--set".to_owned(), format!("nats_url={url}")];
     for (name, value) in settings {
         args.push("--set".to_owned());
         args.push(format!("{name}={value}"));
     }
-    ChildProcess::spawn(bin_path("plantd-echo"), args, no_env())
+    ChildProcess::spawn(bin_path(binary), args, no_env())
 }
 
 /// Starts one `plantd-state` connected to `server`, keeping its SQLite database in `data_dir`.
