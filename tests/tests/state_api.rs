@@ -910,7 +910,7 @@ async fn list_of_large_values_pages_within_max_payload() -> anyhow::Result<()> {
     let env = StateEnv::start(&[]).await?;
     let state = env.state(Encoding::Protobuf);
     state.scope_create("large").await?;
-    let big = "v".repeat(1024 * 1024);
+    let big = "v".repeat(plantd_state::validate::DEFAULT_MAX_VALUE_BYTES);
     for i in 0..5 {
         state.set("large", &format!("k{i}"), &big).await?;
     }

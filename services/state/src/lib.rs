@@ -41,6 +41,13 @@ pub async fn run(config: StateConfig, shutdown: Shutdown) -> Result<(), ServeErr
     // Before anything opens the database or says it is up: one state service per data dir.
     let _lock = DataDirLock::acquire(&config.data_dir, SERVICE)?;
     let process = ServiceProcess::start(SERVICE, &config.common, shutdown.clone()).await?;
+    // A server that cannot take the largest value would stop the mirror at that value for
+    // good; refuse it now, while someone is watching (0: not connected yet, the mirror checks
+    // again when it opens the bucket).
+    let max_payload = process.client.server_info().max_payload;
+    if let Some(problem) = mirror::payload_problem(config.max_value_bytes, max_payload) {
+        return Err(ServeError::Setup(problem));
+    }
     let data_dir = std::path::PathBuf::from(&config.data_dir);
     let db_path = data_dir.join("state.db");
     let store_config = config.store();

@@ -16,8 +16,9 @@ pub const MAX_SCOPE_BYTES: usize = plantd_shared::subjects::MAX_SCOPE_BYTES;
 /// Default for [`Limits::max_key_bytes`].
 pub const DEFAULT_MAX_KEY_BYTES: usize = 1024;
 
-/// Default for [`Limits::max_value_bytes`] (1 MiB).
-pub const DEFAULT_MAX_VALUE_BYTES: usize = 1024 * 1024;
+/// Default for [`Limits::max_value_bytes`]: 1 MiB less 4 KiB, so that a value and the mirror's
+/// headers fit a nats-server with the default 1 MiB `max_payload`.
+pub const DEFAULT_MAX_VALUE_BYTES: usize = 1024 * 1024 - 4096;
 
 /// Size limits for keys and values; part of the service configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -194,12 +195,12 @@ mod tests {
     fn values_are_bounded_in_bytes() {
         let limits = Limits::default();
         assert_eq!(value("", &limits), Ok(()));
-        assert_eq!(value(&"v".repeat(1024 * 1024), &limits), Ok(()));
-        let err = value(&"v".repeat(1024 * 1024 + 1), &limits).unwrap_err();
+        assert_eq!(value(&"v".repeat(1_044_480), &limits), Ok(()));
+        let err = value(&"v".repeat(1_044_481), &limits).unwrap_err();
         assert_eq!((err.code(), err.field()), (413, "value"));
         assert_eq!(
             err.to_string(),
-            "value is 1048577 bytes, the maximum is 1048576"
+            "value is 1044481 bytes, the maximum is 1044480"
         );
 
         let small = Limits {

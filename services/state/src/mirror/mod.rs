@@ -16,9 +16,23 @@
 //!   its ack awaited before the next. The KV thus converges to SQLite even after reordering.
 //!
 //! Each message carries `Nats-Msg-Id: <db id>.<change seq>` (deterministic, never reused, so
-//! a blind retry inside the dedupe window is dropped by the server) and `Plantd-Change-Seq`.
-//! If the bucket is found empty while SQLite has keys (a new or wiped NATS server), every
-//! current entry is republished first (resync).
+//! a blind retry inside the dedupe window is dropped by the server), `Plantd-Change-Seq` and
+//! `Plantd-Db` (the database's `db_id`): sequences of two databases cannot be compared, so only
+//! a message of *this* database counts as reflecting one of its changes.
+//!
+//! **Reconcile** (whenever the bucket is opened: at start, after the bucket disappeared, and
+//! when the connection lands on a restarted server). An ack from JetStream is not an fsync, a
+//! server may have lost its store or come back with an older copy of it, the database may have
+//! been replaced under a bucket, or an earlier reconcile may have been cut short; in each case
+//! outbox rows are already gone for changes the bucket no longer has. So the mirror compares the
+//! bucket (the last message of every key, read with an ordered consumer) with SQLite key by key
+//! and publishes what differs: a put for each entry the bucket lacks or holds with another value
+//! or another database's label, and a delete for each key the bucket has and SQLite has not.
+//! Entries are read in chunks, each in one read transaction, and each correction is labelled
+//! with the change sequence *of its own snapshot*, so a change committed during the reconcile
+//! has a higher sequence and is published after it by recovery (never an older value over a
+//! newer one). The reconcile holds no progress marker: an interrupted one is simply run again
+//! on the next open, and converges because it compares rather than replays.
 
 mod bucket;
 
@@ -30,9 +44,12 @@ use plantd_shared::{
     shutdown::Shutdown,
 };
 
-use crate::store::{OutboxRow, Reader, WriteHandle};
+use crate::{
+    kvkey,
+    store::{OutboxOp, OutboxRow, Reader, WriteHandle},
+};
 
-pub use bucket::{BucketSettings, CHANGE_SEQ_HEADER};
+pub use bucket::{BucketSettings, CHANGE_SEQ_HEADER, DB_HEADER, HEADER_ROOM, payload_problem};
 
 /// The mirror task's inputs.
 pub struct Mirror {
@@ -64,11 +81,16 @@ const BUCKET_CHECK: Duration = Duration::from_secs(5);
 /// How long the mirror keeps trying to empty the outbox after shutdown was requested.
 const FINAL_FLUSH: Duration = Duration::from_secs(3);
 
+/// Entries per read transaction in a reconcile.
+const RECONCILE_CHUNK: usize = 512;
+
 impl Mirror {
     /// Mirrors until shutdown, then makes a last, bounded attempt to empty the outbox.
     pub async fn run(self, shutdown: Shutdown) {
         let mut committed = self.writer.committed();
         let mut stream: Option<Stream> = None;
+        // The server the bucket was last opened (and reconciled) on.
+        let mut opened_on = String::new();
         let mut recovering = true;
         let mut failures: u32 = 0;
         let mut final_deadline = None;
@@ -82,12 +104,21 @@ impl Mirror {
                 );
                 return;
             }
+            let server = self.js.client().server_info().server_id;
+            if stream.is_some() && server != opened_on {
+                // A restarted server may have come back without its last unsynced writes.
+                tracing::info!("connected to a restarted NATS server: reconciling the KV bucket");
+                stream = None;
+                recovering = true;
+            }
             let pass = match &stream {
                 Some(s) if recovering => self.recover(s).await,
                 Some(s) => self.publish_window(s).await,
                 None => match self.open_bucket().await {
                     Ok(s) => {
                         stream = Some(s);
+                        opened_on = server;
+                        recovering = true;
                         continue;
                     }
                     Err(err) => Err(err),
@@ -131,11 +162,8 @@ impl Mirror {
                     if err.bucket_gone {
                         stream = None;
                     }
-                    self.health.set(
-                        "mirror",
-                        Status::Degraded,
-                        format!("behind: {}", err.message),
-                    );
+                    self.health
+                        .set("mirror", err.status, format!("behind: {}", err.message));
                     if failures == 1 || failures.is_multiple_of(20) {
                         tracing::warn!(error = %err.message, failures, "KV mirror cannot publish; retrying");
                     }
@@ -149,19 +177,18 @@ impl Mirror {
         }
     }
 
+    /// Opens (or creates) the bucket and reconciles it with SQLite.
     async fn open_bucket(&self) -> Result<Stream, MirrorError> {
-        let stream = bucket::open(&self.js, &self.bucket).await?;
-        if bucket::is_empty(&stream).await?
-            && !self
-                .reader
-                .entries_after(None, 1)
-                .await
-                .map_err(MirrorError::store)?
-                .is_empty()
-        {
-            tracing::info!(bucket = %self.bucket.name, "KV bucket is empty but SQLite is not: resyncing");
-            self.resync().await?;
+        let max_payload = self.js.client().server_info().max_payload;
+        if let Some(problem) = payload_problem(self.bucket.max_value_bytes, max_payload) {
+            return Err(MirrorError {
+                message: problem,
+                bucket_gone: false,
+                status: Status::Unhealthy,
+            });
         }
+        let stream = bucket::open(&self.js, &self.bucket).await?;
+        self.reconcile(&stream).await?;
         Ok(stream)
     }
 
@@ -177,12 +204,13 @@ impl Mirror {
         };
         let mut acks = Vec::with_capacity(rows.len());
         for row in &rows {
-            acks.push(
-                bucket::publish(&self.js, &self.bucket.name, self.reader.db_id(), row).await?,
-            );
+            let ack = bucket::publish(&self.js, &self.bucket.name, self.reader.db_id(), row)
+                .await
+                .map_err(|e| e.at(row))?;
+            acks.push((ack, row));
         }
-        for ack in acks {
-            ack.await.map_err(MirrorError::publish)?;
+        for (ack, row) in acks {
+            ack.await.map_err(|e| MirrorError::publish(e).at(row))?;
         }
         self.done(last).await?;
         Ok(Pass::Progress)
@@ -205,9 +233,10 @@ impl Mirror {
                 continue;
             }
             bucket::publish(&self.js, &self.bucket.name, self.reader.db_id(), row)
-                .await?
                 .await
-                .map_err(MirrorError::publish)?;
+                .map_err(|e| e.at(row))?
+                .await
+                .map_err(|e| MirrorError::publish(e).at(row))?;
             published += 1;
         }
         self.done(last).await?;
@@ -220,11 +249,12 @@ impl Mirror {
         Ok(Pass::Progress)
     }
 
-    /// Whether the bucket's last message for the row's key is this change or a later one.
+    /// Whether the bucket's last message for the row's key is this change of this database
+    /// or a later one.
     async fn reflected(&self, stream: &Stream, row: &OutboxRow) -> Result<bool, MirrorError> {
-        Ok(bucket::last_change_seq(stream, &self.bucket.name, row)
+        Ok(bucket::last_label(stream, &self.bucket.name, row)
             .await?
-            .is_some_and(|seq| seq >= row.seq))
+            .is_some_and(|label| label.covers(self.reader.db_id(), row.seq)))
     }
 
     async fn done(&self, up_to: u64) -> Result<(), MirrorError> {
@@ -235,44 +265,112 @@ impl Mirror {
         Ok(())
     }
 
-    /// Republishes every current entry (bucket found empty), then marks the outbox done up
-    /// to the change sequence read before the first entry.
-    async fn resync(&self) -> Result<(), MirrorError> {
-        let up_to = self
-            .reader
-            .last_outbox_seq()
-            .await
-            .map_err(MirrorError::store)?;
+    /// Makes the bucket agree with SQLite key by key (see the module docs), then marks the
+    /// outbox done up to the first chunk's snapshot: every change up to it is in the bucket now.
+    /// Later rows are left to recovery, which skips those the corrections already cover.
+    async fn reconcile(&self, stream: &Stream) -> Result<(), MirrorError> {
+        let db = self.reader.db_id();
+        let mut stored = bucket::snapshot(&self.js, stream, &self.bucket.name).await?;
+        let in_bucket = stored.len();
+        let (mut checked, mut put, mut deleted) = (0u64, 0u64, 0u64);
+        let mut first_as_of = None;
         let mut after = None;
-        let mut count = 0u64;
         loop {
-            let entries = self
+            let chunk = self
                 .reader
-                .entries_after(after.clone(), 512)
+                .entries_after(after.clone(), RECONCILE_CHUNK)
                 .await
                 .map_err(MirrorError::store)?;
-            let Some(last) = entries.last() else { break };
-            after = Some((last.scope.clone(), last.key.clone()));
-            let mut acks = Vec::with_capacity(entries.len());
-            for e in &entries {
-                let row = OutboxRow {
-                    seq: up_to,
-                    scope: e.scope.clone(),
-                    key: e.key.clone(),
-                    op: crate::store::OutboxOp::Put,
-                    value: Some(e.value.clone()),
-                    version: e.version,
-                };
-                acks.push(bucket::publish_resync(&self.js, &self.bucket.name, &row).await?);
+            first_as_of.get_or_insert(chunk.as_of);
+            let mut acks = Vec::new();
+            for e in &chunk.entries {
+                checked += 1;
+                let current = stored.remove(&kvkey::encode(&e.scope, &e.key));
+                let agrees = current.is_some_and(|s| {
+                    s.put
+                        && s.value == e.value.as_bytes()
+                        && s.label.db.as_deref() == Some(db)
+                        && s.label.seq.is_some_and(|seq| seq <= chunk.as_of)
+                });
+                if agrees {
+                    continue;
+                }
+                let row = correction(e.scope.clone(), e.key.clone(), Some(e), chunk.as_of);
+                acks.push(bucket::publish_correction(&self.js, &self.bucket.name, db, &row).await?);
+                put += 1;
             }
             for ack in acks {
                 ack.await.map_err(MirrorError::publish)?;
             }
-            count += entries.len() as u64;
+            match chunk.entries.last() {
+                Some(last) if chunk.entries.len() == RECONCILE_CHUNK => {
+                    after = Some((last.scope.clone(), last.key.clone()));
+                }
+                _ => break,
+            }
         }
-        self.done(up_to).await?;
-        tracing::info!(entries = count, "KV resync done");
+        // Keys the bucket holds that the walk did not list: deleted in SQLite, or created after
+        // the walk passed their place. Each is read again, in its own snapshot.
+        for (kv_key, s) in stored {
+            if !s.put {
+                continue; // a delete marker: SQLite lacks the key, or recovery will put it
+            }
+            let Ok((scope, key)) = kvkey::decode(&kv_key) else {
+                tracing::warn!(
+                    kv_key,
+                    "key in the KV bucket that plantd did not write; left alone"
+                );
+                continue;
+            };
+            let (entry, as_of) = self
+                .reader
+                .entry_as_of(&scope, &key)
+                .await
+                .map_err(MirrorError::store)?;
+            let row = correction(scope, key, entry.as_ref(), as_of);
+            bucket::publish_correction(&self.js, &self.bucket.name, db, &row)
+                .await?
+                .await
+                .map_err(MirrorError::publish)?;
+            if entry.is_some() {
+                put += 1;
+            } else {
+                deleted += 1;
+            }
+        }
+        if let Some(as_of) = first_as_of {
+            self.done(as_of).await?;
+        }
+        if put + deleted > 0 {
+            tracing::info!(
+                bucket = %self.bucket.name, in_bucket, checked, put, deleted,
+                "KV bucket reconciled with SQLite: corrected what differed"
+            );
+        } else {
+            tracing::info!(bucket = %self.bucket.name, checked, "KV bucket agrees with SQLite");
+        }
         Ok(())
+    }
+}
+
+/// The outbox-shaped row a reconcile publishes for one key: its entry, or a delete.
+fn correction(
+    scope: String,
+    key: String,
+    entry: Option<&crate::store::Entry>,
+    as_of: u64,
+) -> OutboxRow {
+    OutboxRow {
+        seq: as_of,
+        scope,
+        key,
+        op: if entry.is_some() {
+            OutboxOp::Put
+        } else {
+            OutboxOp::Del
+        },
+        value: entry.map(|e| e.value.clone()),
+        version: entry.map_or(0, |e| e.version),
     }
 }
 
@@ -281,6 +379,8 @@ impl Mirror {
 pub struct MirrorError {
     message: String,
     bucket_gone: bool,
+    /// What the `mirror` health check says meanwhile.
+    status: Status,
 }
 
 impl MirrorError {
@@ -288,6 +388,7 @@ impl MirrorError {
         MirrorError {
             message: format!("store: {err}"),
             bucket_gone: false,
+            status: Status::Degraded,
         }
     }
 
@@ -297,6 +398,17 @@ impl MirrorError {
         MirrorError {
             message,
             bucket_gone,
+            status: Status::Degraded,
         }
+    }
+
+    /// Names the change that failed, so health says which row the mirror is stuck on.
+    fn at(mut self, row: &OutboxRow) -> Self {
+        let bytes = row.value.as_ref().map_or(0, String::len);
+        self.message = format!(
+            "change {} ({}/{}, {bytes} bytes) not mirrored: {}",
+            row.seq, row.scope, row.key, self.message
+        );
+        self
     }
 }

@@ -216,17 +216,54 @@ impl Reader {
 
     /// A chunk of all entries of all scopes, ordered by `(scope, key)`, after `after` (`None`
     /// starts at the beginning): pass the last entry's `(scope, key)` to get the next chunk, until
-    /// a chunk comes back shorter than `max`. For a full resync of the mirror; each chunk is its
-    /// own snapshot, and changes committed in between also reach the outbox.
+    /// a chunk comes back shorter than `max`. For the mirror's reconcile: each chunk is one read
+    /// transaction, and [`EntryChunk::as_of`] is the last change sequence that snapshot
+    /// contains, so a change to one of these keys after the read has a higher sequence.
     pub async fn entries_after(
         &self,
         after: Option<(String, String)>,
         max: usize,
-    ) -> Result<Vec<Entry>, StoreError> {
+    ) -> Result<EntryChunk, StoreError> {
         self.with_conn(move |conn| {
+            let txn = conn
+                .transaction()
+                .map_err(|e| StoreError::sqlite("starting a read", &e))?;
+            let as_of = queries::last_outbox_seq(&txn)?;
             let after = after.as_ref().map(|(s, k)| (s.as_str(), k.as_str()));
-            queries::entries_after(conn, after, max)
+            let entries = queries::entries_after(&txn, after, max)?;
+            Ok(EntryChunk { entries, as_of })
         })
         .await
     }
+
+    /// One key as of one snapshot: the entry (`None` if absent) and the last change sequence
+    /// the snapshot contains (see [`Reader::entries_after`]).
+    pub async fn entry_as_of(
+        &self,
+        scope: &str,
+        key: &str,
+    ) -> Result<(Option<Entry>, u64), StoreError> {
+        let (scope, key) = (scope.to_owned(), key.to_owned());
+        self.with_conn(move |conn| {
+            let txn = conn
+                .transaction()
+                .map_err(|e| StoreError::sqlite("starting a read", &e))?;
+            let as_of = queries::last_outbox_seq(&txn)?;
+            match queries::get(&txn, &scope, &key) {
+                Ok(entry) => Ok((Some(entry), as_of)),
+                Err(StoreError::NotFound(_)) => Ok((None, as_of)),
+                Err(err) => Err(err),
+            }
+        })
+        .await
+    }
+}
+
+/// Entries read in one snapshot, with the last change sequence that snapshot contains.
+#[derive(Debug, Clone)]
+pub struct EntryChunk {
+    /// The entries, ordered by `(scope, key)`.
+    pub entries: Vec<Entry>,
+    /// The highest change sequence committed when they were read.
+    pub as_of: u64,
 }

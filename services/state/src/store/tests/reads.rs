@@ -227,7 +227,12 @@ async fn entries_after_walks_everything_in_chunks() {
     let mut seen = Vec::new();
     let mut after = None;
     loop {
-        let chunk = store.reader.entries_after(after.clone(), 4).await.unwrap();
+        let chunk = store
+            .reader
+            .entries_after(after.clone(), 4)
+            .await
+            .unwrap()
+            .entries;
         let done = chunk.len() < 4;
         seen.extend(chunk.into_iter().map(|e| (e.scope, e.key)));
         after = seen.last().cloned();
@@ -236,6 +241,18 @@ async fn entries_after_walks_everything_in_chunks() {
         }
     }
     assert_eq!(seen, expected.into_iter().collect::<Vec<_>>());
+
+    // Each chunk and point read says which change its snapshot includes.
+    let last = store.reader.last_outbox_seq().await.unwrap();
+    assert_eq!(
+        store.reader.entries_after(None, 1).await.unwrap().as_of,
+        last
+    );
+    let (entry, as_of) = store.reader.entry_as_of("a", "k0").await.unwrap();
+    assert_eq!((entry.map(|e| e.value), as_of), (Some("v".into()), last));
+    store.writer.delete("a", "k0", None).await.unwrap();
+    let (entry, as_of) = store.reader.entry_as_of("a", "k0").await.unwrap();
+    assert_eq!((entry, as_of), (None, last + 1), "a delete is a change too");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
