@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use common_state::{DEADLINE, State, StateEnv, wait_ready};
+use common_state::{DEADLINE, State, StateEnv, replace_with_empty_server, wait_ready};
 use plantd_shared::ErrorCode;
 use plantd_shared::call::CallError;
 use plantd_shared::codec::Encoding;
@@ -476,18 +476,6 @@ async fn kv_is_rebuilt_when_nats_loses_its_store() -> anyhow::Result<()> {
     eventually(DEADLINE, || state.set("crash.a", "trigger", "1")).await?;
     let rebuilt = common_state::wait_kv_converged(&state, &env.js, DEADLINE).await?;
     assert_eq!(rebuilt.len(), before.len() + 1);
-    Ok(())
-}
-
-/// Stops the server and starts a new one on the same port with a fresh store.
-async fn replace_with_empty_server(env: &mut StateEnv) -> anyhow::Result<()> {
-    let port = env.nats.port();
-    env.nats.stop().await?;
-    env.nats = plantd_tests::NatsServer::start_with(plantd_tests::NatsServerOptions {
-        port: Some(port),
-        ..Default::default()
-    })
-    .await?;
     Ok(())
 }
 

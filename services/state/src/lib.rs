@@ -28,6 +28,9 @@ use plantd_shared::{
 
 pub use config::StateConfig;
 
+/// How long start-up waits for the first NATS connection to check the server's limits.
+const FIRST_CONNECT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Runs the state service until `shutdown`: opens the store, starts the KV mirror, serves the
 /// endpoints, and on shutdown drains requests, lets the mirror flush, and stops the writer.
 pub async fn run(config: StateConfig, shutdown: Shutdown) -> Result<(), ServeError> {
@@ -42,9 +45,21 @@ pub async fn run(config: StateConfig, shutdown: Shutdown) -> Result<(), ServeErr
     let _lock = DataDirLock::acquire(&config.data_dir, SERVICE)?;
     let process = ServiceProcess::start(SERVICE, &config.common, shutdown.clone()).await?;
     // A server that cannot take the largest value would stop the mirror at that value for
-    // good; refuse it now, while someone is watching (0: not connected yet, the mirror checks
-    // again when it opens the bucket).
-    let max_payload = process.client.server_info().max_payload;
+    // good; refuse it now, while someone is watching. Services may start before NATS, so wait
+    // only briefly for the first connection; if there is none yet, the mirror checks when it
+    // opens the bucket and fails the `mirror` health check instead.
+    let connected = tokio::time::timeout(FIRST_CONNECT_WAIT, async {
+        while process.client.connection_state() != async_nats::connection::State::Connected {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .is_ok();
+    let max_payload = if connected {
+        process.client.server_info().max_payload
+    } else {
+        0
+    };
     if let Some(problem) = mirror::payload_problem(config.max_value_bytes, max_payload) {
         return Err(ServeError::Setup(problem));
     }

@@ -622,8 +622,9 @@ async fn handle(
     endpoint.counters.record(started.elapsed(), error.as_ref());
 }
 
-/// Room kept for the reply's headers and protocol line under the server's max_payload.
-const HEADER_ROOM: usize = 4096;
+/// Room kept for the reply's headers under the server's max_payload (which counts headers and
+/// body; a reply has `Content-Type`, an error reply also the two ADR-32 headers).
+const HEADER_ROOM: usize = 512;
 
 /// Below this a reply always fits: no usable nats-server has a max_payload this small.
 const ALWAYS_FITS: usize = 4096;

@@ -113,6 +113,11 @@ impl StateProcess {
         Ok(())
     }
 
+    /// The exit status if the current process has exited.
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait()
+    }
+
     /// Whether the current process still runs.
     pub fn is_running(&mut self) -> bool {
         self.child.is_running()
@@ -175,6 +180,19 @@ impl StateEnv {
     pub fn data_dir(&self) -> PathBuf {
         self.data.path().to_path_buf()
     }
+}
+
+/// Stops the server and starts a new one on the same port with a fresh store (a new or wiped
+/// server: the bucket is gone).
+pub async fn replace_with_empty_server(env: &mut StateEnv) -> anyhow::Result<()> {
+    let port = env.nats.port();
+    env.nats.stop().await?;
+    env.nats = plantd_tests::NatsServer::start_with(plantd_tests::NatsServerOptions {
+        port: Some(port),
+        ..Default::default()
+    })
+    .await?;
+    Ok(())
 }
 
 /// Waits until the service answers `scope.list` and the KV bucket exists.
