@@ -269,6 +269,7 @@ impl Mirror {
     /// outbox done up to the first chunk's snapshot: every change up to it is in the bucket now.
     /// Later rows are left to recovery, which skips those the corrections already cover.
     async fn reconcile(&self, stream: &Stream) -> Result<(), MirrorError> {
+        let started = std::time::Instant::now();
         let db = self.reader.db_id();
         let mut stored = bucket::snapshot(&self.js, stream, &self.bucket.name).await?;
         let in_bucket = stored.len();
@@ -344,10 +345,15 @@ impl Mirror {
         if put + deleted > 0 {
             tracing::info!(
                 bucket = %self.bucket.name, in_bucket, checked, put, deleted,
+                elapsed_ms = started.elapsed().as_millis(),
                 "KV bucket reconciled with SQLite: corrected what differed"
             );
         } else {
-            tracing::info!(bucket = %self.bucket.name, checked, "KV bucket agrees with SQLite");
+            tracing::info!(
+                bucket = %self.bucket.name, checked,
+                elapsed_ms = started.elapsed().as_millis(),
+                "KV bucket agrees with SQLite"
+            );
         }
         Ok(())
     }
