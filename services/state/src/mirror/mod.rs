@@ -7,7 +7,8 @@
 //!
 //! Two modes:
 //! * **pipelined** (normal): publish a window of rows without waiting, then await the acks
-//!   in order. One connection keeps them in order at the server.
+//!   in order. One connection keeps them in order at the server. Acked rows are removed from
+//!   the outbox in bulk ([`REMOVE_EVERY`], or when idle), not after every window.
 //! * **recovery** (at start and after any failure): a failed window may have been partly
 //!   stored, and after a reconnect a lost earlier publish can land *after* a later one for the
 //!   same key (NATS-PITFALLS.md §2.2). So each pending row is first compared with the last
@@ -71,9 +72,17 @@ pub struct Mirror {
 enum Pass {
     /// Nothing was pending.
     Idle,
-    /// Rows were mirrored; more may be pending.
-    Progress,
+    /// Rows up to this change were published and acked (their outbox rows not yet removed);
+    /// more may be pending.
+    Published(u64),
+    /// Rows up to this change were recovered and their outbox rows removed.
+    Recovered(u64),
 }
+
+/// Acked outbox rows are removed once this many have accumulated (or when the mirror is
+/// idle), not after every window: each removal is a writer round trip that waits for the next
+/// group commit. After a failure, recovery finds the acked-but-kept rows already reflected.
+const REMOVE_EVERY: u64 = 1024;
 
 /// How often an idle mirror checks that its bucket still exists.
 const BUCKET_CHECK: Duration = Duration::from_secs(5);
@@ -92,6 +101,8 @@ impl Mirror {
         // The server the bucket was last opened (and reconciled) on.
         let mut opened_on = String::new();
         let mut recovering = true;
+        // The last change published and acked, and the last whose outbox row is removed.
+        let (mut acked, mut removed) = (0u64, 0u64);
         let mut failures: u32 = 0;
         let mut final_deadline = None;
         loop {
@@ -113,7 +124,7 @@ impl Mirror {
             }
             let pass = match &stream {
                 Some(s) if recovering => self.recover(s).await,
-                Some(s) => self.publish_window(s).await,
+                Some(s) => self.publish_window(s, acked).await,
                 None => match self.open_bucket().await {
                     Ok(s) => {
                         stream = Some(s);
@@ -124,8 +135,24 @@ impl Mirror {
                     Err(err) => Err(err),
                 },
             };
+            let pass = match pass {
+                Ok(Pass::Published(seq)) if seq - removed >= REMOVE_EVERY => {
+                    self.done(seq).await.map(|()| Pass::Recovered(seq))
+                }
+                Ok(Pass::Idle) if acked > removed => self.done(acked).await.map(|()| {
+                    removed = acked;
+                    Pass::Idle
+                }),
+                other => other,
+            };
             match pass {
-                Ok(Pass::Progress) => {
+                Ok(Pass::Published(seq)) => {
+                    acked = seq;
+                    recovering = false;
+                    failures = 0;
+                }
+                Ok(Pass::Recovered(seq)) => {
+                    (acked, removed) = (seq, seq);
                     recovering = false;
                     failures = 0;
                 }
@@ -192,11 +219,11 @@ impl Mirror {
         Ok(stream)
     }
 
-    /// Publishes a window of pending rows, then awaits their acks in order.
-    async fn publish_window(&self, _stream: &Stream) -> Result<Pass, MirrorError> {
+    /// Publishes a window of the rows after `acked`, then awaits their acks in order.
+    async fn publish_window(&self, _stream: &Stream, acked: u64) -> Result<Pass, MirrorError> {
         let rows = self
             .reader
-            .outbox_after(0, self.window)
+            .outbox_after(acked, self.window)
             .await
             .map_err(MirrorError::store)?;
         let Some(last) = rows.last().map(|r| r.seq) else {
@@ -212,8 +239,7 @@ impl Mirror {
         for (ack, row) in acks {
             ack.await.map_err(|e| MirrorError::publish(e).at(row))?;
         }
-        self.done(last).await?;
-        Ok(Pass::Progress)
+        Ok(Pass::Published(last))
     }
 
     /// Publishes pending rows one at a time, skipping those the bucket already reflects.
@@ -246,7 +272,7 @@ impl Mirror {
             up_to = last,
             "KV mirror recovered pending changes"
         );
-        Ok(Pass::Progress)
+        Ok(Pass::Recovered(last))
     }
 
     /// Whether the bucket's last message for the row's key is this change of this database
