@@ -199,6 +199,9 @@ pub async fn snapshot(
     let consumer = stream
         .create_consumer(jetstream::consumer::push::OrderedConfig {
             deliver_subject: js.client().new_inbox(),
+            // Named, so the create request is `CONSUMER.CREATE.<stream>.<name>.<filter>`: the
+            // only form the state service's creds allow (and recreations are named too).
+            name: Some(format!("plantd_reconcile_{}", nuid::next())),
             description: Some("plantd state mirror reconcile".into()),
             filter_subject: format!("{prefix}>"),
             deliver_policy: jetstream::consumer::DeliverPolicy::LastPerSubject,
