@@ -208,10 +208,20 @@ impl ChildProcess {
     }
 }
 
+/// How long a dropped child gets to stop after SIGTERM before it is killed.
+const DROP_GRACE: Duration = Duration::from_secs(3);
+
 impl Drop for ChildProcess {
     fn drop(&mut self) {
         if self.status.is_none() {
-            // Kill and reap; errors here mean it is already gone, which is the goal.
+            // SIGTERM first: a `plant up` killed outright leaves its nats-server and services
+            // running (seen after a failed assertion), a graceful one stops them. Then kill and
+            // reap; errors here mean it is already gone, which is the goal.
+            if self.signal(Signal::SIGTERM).is_ok()
+                && self.wait_with_deadline_blocking(DROP_GRACE).is_some()
+            {
+                return;
+            }
             let _ = self.child.kill();
             let _ = self.child.wait();
         }

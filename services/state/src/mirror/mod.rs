@@ -47,7 +47,7 @@ use plantd_shared::{
 
 use crate::{
     kvkey,
-    store::{OutboxOp, OutboxRow, Reader, WriteHandle},
+    store::{CommitFeed, OutboxOp, OutboxRow, Reader, WriteHandle},
 };
 
 pub use bucket::{BucketSettings, CHANGE_SEQ_HEADER, DB_HEADER, HEADER_ROOM, payload_problem};
@@ -97,6 +97,8 @@ impl Mirror {
     /// Mirrors until shutdown, then makes a last, bounded attempt to empty the outbox.
     pub async fn run(self, shutdown: Shutdown) {
         let mut committed = self.writer.committed();
+        // Committed changes in memory; `None` (taken already) leaves the outbox alone.
+        let mut feed = self.writer.take_commit_feed();
         let mut stream: Option<Stream> = None;
         // The server the bucket was last opened (and reconciled) on.
         let mut opened_on = String::new();
@@ -124,7 +126,7 @@ impl Mirror {
             }
             let pass = match &stream {
                 Some(s) if recovering => self.recover(s).await,
-                Some(s) => self.publish_window(s, acked).await,
+                Some(s) => self.publish_window(s, acked, feed.as_mut()).await,
                 None => match self.open_bucket().await {
                     Ok(s) => {
                         stream = Some(s);
@@ -219,13 +221,22 @@ impl Mirror {
         Ok(stream)
     }
 
-    /// Publishes a window of the rows after `acked`, then awaits their acks in order.
-    async fn publish_window(&self, _stream: &Stream, acked: u64) -> Result<Pass, MirrorError> {
-        let rows = self
-            .reader
-            .outbox_after(acked, self.window)
-            .await
-            .map_err(MirrorError::store)?;
+    /// Publishes a window of the rows after `acked` (from the in-memory feed when it holds
+    /// them, else from the outbox), then awaits their acks in order.
+    async fn publish_window(
+        &self,
+        _stream: &Stream,
+        acked: u64,
+        feed: Option<&mut CommitFeed>,
+    ) -> Result<Pass, MirrorError> {
+        let rows = match feed.and_then(|f| f.rows_after(acked, self.window)) {
+            Some(rows) => rows,
+            None => self
+                .reader
+                .outbox_after(acked, self.window)
+                .await
+                .map_err(MirrorError::store)?,
+        };
         let Some(last) = rows.last().map(|r| r.seq) else {
             return Ok(Pass::Idle);
         };

@@ -11,8 +11,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::StoreError;
 use super::types::{
-    DeleteOutcome, OutboxDoneOutcome, OutboxOp, ScopeCreateOutcome, ScopeDeleteOutcome, SetOutcome,
-    WriteOp, WriteOutcome,
+    DeleteOutcome, OutboxDoneOutcome, OutboxOp, OutboxRow, ScopeCreateOutcome, ScopeDeleteOutcome,
+    SetOutcome, WriteOp, WriteOutcome,
 };
 
 /// What every op in one batch shares.
@@ -31,6 +31,9 @@ pub(crate) struct Applied {
     pub outcome: WriteOutcome,
     /// The highest outbox sequence number this op wrote, if it wrote any.
     pub last_outbox_seq: Option<u64>,
+    /// The one outbox row this op wrote, for the mirror's in-memory feed (`None` also when
+    /// SQL wrote the rows itself, as for a scope deletion: the mirror then reads the outbox).
+    pub row: Option<OutboxRow>,
 }
 
 /// Applies one op on `conn` (a savepoint of the batch transaction).
@@ -65,6 +68,7 @@ pub(crate) fn apply(
             Ok(Applied {
                 outcome: WriteOutcome::ScopeCreate(ScopeCreateOutcome { created }),
                 last_outbox_seq: None,
+                row: None,
             })
         }
         WriteOp::ScopeDelete { scope } => delete_scope(conn, scope),
@@ -80,6 +84,7 @@ pub(crate) fn apply(
                     removed: removed as u64,
                 }),
                 last_outbox_seq: None,
+                row: None,
             })
         }
     }
@@ -123,6 +128,14 @@ fn set(
             modified: ctx.now,
         }),
         last_outbox_seq: Some(seq),
+        row: Some(OutboxRow {
+            seq,
+            scope: scope.to_owned(),
+            key: key.to_owned(),
+            op: OutboxOp::Put,
+            value: Some(value.to_owned()),
+            version,
+        }),
     })
 }
 
@@ -144,6 +157,7 @@ fn delete(
                 last_version: 0,
             }),
             last_outbox_seq: None,
+            row: None,
         });
     };
     conn.prepare_cached("DELETE FROM entries WHERE scope = ?1 AND key = ?2")
@@ -156,6 +170,14 @@ fn delete(
             last_version,
         }),
         last_outbox_seq: Some(seq),
+        row: Some(OutboxRow {
+            seq,
+            scope: scope.to_owned(),
+            key: key.to_owned(),
+            op: OutboxOp::Del,
+            value: None,
+            version: last_version,
+        }),
     })
 }
 
@@ -167,6 +189,7 @@ fn delete_scope(conn: &Connection, scope: &str) -> Result<Applied, StoreError> {
                 deleted_keys: 0,
             }),
             last_outbox_seq: None,
+            row: None,
         });
     }
     let deleted = conn
@@ -188,6 +211,7 @@ fn delete_scope(conn: &Connection, scope: &str) -> Result<Applied, StoreError> {
             deleted_keys: deleted as u64,
         }),
         last_outbox_seq,
+        row: None,
     })
 }
 

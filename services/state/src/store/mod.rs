@@ -15,6 +15,7 @@ mod apply;
 mod cache;
 mod config;
 mod error;
+mod feed;
 mod pagination;
 mod queries;
 mod reader;
@@ -31,6 +32,7 @@ use std::thread::JoinHandle;
 
 pub use config::{Durability, StoreConfig};
 pub use error::{Missing, StoreError};
+pub use feed::CommitFeed;
 pub use pagination::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 pub use reader::{EntryChunk, Reader};
 pub use types::{

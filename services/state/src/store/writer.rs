@@ -23,9 +23,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::apply::{ApplyContext, apply};
 use super::cache::{Touched, ValueCache};
+use super::feed::{self, CommitFeed, FeedSender};
 use super::types::{
-    DeleteOutcome, OutboxDoneOutcome, ScopeCreateOutcome, ScopeDeleteOutcome, SetOutcome, WriteOp,
-    WriteOutcome,
+    DeleteOutcome, OutboxDoneOutcome, OutboxRow, ScopeCreateOutcome, ScopeDeleteOutcome,
+    SetOutcome, WriteOp, WriteOutcome,
 };
 use super::{StoreConfig, StoreError};
 use crate::validate::Limits;
@@ -69,6 +70,8 @@ pub struct WriteHandle {
     committed: watch::Receiver<u64>,
     counters: Arc<Counters>,
     limits: Limits,
+    /// The mirror's end of the in-memory feed, until the mirror takes it.
+    feed: Arc<std::sync::Mutex<Option<CommitFeed>>>,
 }
 
 impl std::fmt::Debug for Message {
@@ -168,6 +171,15 @@ impl WriteHandle {
         }
     }
 
+    /// The committed changes in memory, for the KV mirror (see [`super::feed`]); `None` once
+    /// taken (there is one mirror).
+    pub fn take_commit_feed(&self) -> Option<CommitFeed> {
+        self.feed
+            .lock()
+            .expect("the feed lock is never poisoned: nothing panics while holding it")
+            .take()
+    }
+
     /// A receiver of the highest committed outbox sequence number; it changes after every
     /// commit that wrote outbox rows, and its sender closes when the writer thread exits.
     pub fn committed(&self) -> watch::Receiver<u64> {
@@ -215,11 +227,13 @@ pub(crate) fn spawn(
 ) -> Result<(WriteHandle, JoinHandle<()>), StoreError> {
     let (tx, rx) = mpsc::channel(config.queue_capacity);
     let (committed_tx, committed) = watch::channel(last_seq);
+    let (feed_tx, feed) = feed::channel();
     let counters = Arc::new(Counters::default());
     let writer = Writer {
         conn,
         rx,
         committed: committed_tx,
+        feed: feed_tx,
         counters: Arc::clone(&counters),
         cache,
         max_batch: config.max_batch,
@@ -234,6 +248,7 @@ pub(crate) fn spawn(
         committed,
         counters,
         limits: config.limits,
+        feed: Arc::new(std::sync::Mutex::new(Some(feed))),
     };
     Ok((handle, join))
 }
@@ -249,6 +264,8 @@ struct Writer {
     conn: Connection,
     rx: mpsc::Receiver<Message>,
     committed: watch::Sender<u64>,
+    /// Each commit's outbox rows, for the mirror.
+    feed: FeedSender,
     counters: Arc<Counters>,
     /// The readers' get cache, invalidated after each commit, before any answer.
     cache: Arc<ValueCache>,
@@ -291,13 +308,15 @@ impl Writer {
         let count = batch.len();
         self.counters.ops.fetch_add(count as u64, Ordering::Relaxed);
         let results = match self.apply_all(&batch, ctx) {
-            Ok((results, last_seq)) => {
+            Ok((results, last_seq, rows)) => {
                 self.counters.commit_groups.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(ops = count, "state store group commit");
                 // Before any answer: an acknowledged change is never hidden by a cached value.
                 self.cache
                     .invalidate(batch.iter().filter_map(|p| touched(&p.op)));
                 if let Some(seq) = last_seq {
+                    // Rows first: the mirror wakes on `committed` and finds them in memory.
+                    self.feed.offer(rows);
                     self.committed.send_replace(seq);
                 }
                 results
@@ -321,13 +340,14 @@ impl Writer {
         &mut self,
         batch: &[Pending],
         ctx: ApplyContext,
-    ) -> Result<(Vec<OpResult>, Option<u64>), StoreError> {
+    ) -> Result<(Vec<OpResult>, Option<u64>, Vec<OutboxRow>), StoreError> {
         let mut tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| StoreError::sqlite("starting a write transaction", &e))?;
         let mut results = Vec::with_capacity(batch.len());
         let mut last_seq = None;
+        let mut rows = Vec::new();
         for pending in batch {
             let savepoint = tx
                 .savepoint()
@@ -338,6 +358,7 @@ impl Writer {
                         .commit()
                         .map_err(|e| StoreError::sqlite("releasing a savepoint", &e))?;
                     last_seq = last_seq.max(applied.last_outbox_seq);
+                    rows.extend(applied.row);
                     results.push(Ok(applied.outcome));
                 }
                 Err(err) => {
@@ -351,7 +372,7 @@ impl Writer {
         }
         tx.commit()
             .map_err(|e| StoreError::sqlite("committing", &e))?;
-        Ok((results, last_seq))
+        Ok((results, last_seq, rows))
     }
 }
 
