@@ -308,7 +308,11 @@ impl Writer {
         let count = batch.len();
         self.counters.ops.fetch_add(count as u64, Ordering::Relaxed);
         let results = match self.apply_all(&batch, ctx) {
-            Ok((results, last_seq, rows)) => {
+            Ok(BatchCommitted {
+                results,
+                last_seq,
+                rows,
+            }) => {
                 self.counters.commit_groups.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(ops = count, "state store group commit");
                 // Before any answer: an acknowledged change is never hidden by a cached value.
@@ -334,13 +338,13 @@ impl Writer {
     }
 
     /// Runs every op in its own savepoint of one transaction and commits it. Returns each op's
-    /// result and the highest outbox sequence number written, or the error that aborted the
-    /// whole batch.
+    /// result, the highest outbox sequence number written and the committed outbox rows, or
+    /// the error that aborted the whole batch.
     fn apply_all(
         &mut self,
         batch: &[Pending],
         ctx: ApplyContext,
-    ) -> Result<(Vec<OpResult>, Option<u64>, Vec<OutboxRow>), StoreError> {
+    ) -> Result<BatchCommitted, StoreError> {
         let mut tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -372,8 +376,22 @@ impl Writer {
         }
         tx.commit()
             .map_err(|e| StoreError::sqlite("committing", &e))?;
-        Ok((results, last_seq, rows))
+        Ok(BatchCommitted {
+            results,
+            last_seq,
+            rows,
+        })
     }
+}
+
+/// What a committed batch leaves to answer and to mirror.
+struct BatchCommitted {
+    /// Each op's result, in batch order.
+    results: Vec<OpResult>,
+    /// The highest outbox sequence number written, if any.
+    last_seq: Option<u64>,
+    /// The outbox rows of the ops that committed, for the mirror's feed.
+    rows: Vec<OutboxRow>,
 }
 
 /// The cached keys `op` may have changed.
