@@ -35,8 +35,6 @@ pub struct NatsServerOptions {
     /// uses a dir inside the server's temp dir. Give one to start a second server on the store a
     /// first one left behind; a dir given here is not deleted on drop.
     pub data_dir: Option<PathBuf>,
-    /// Template to render instead of `nats/hub.conf.template`.
-    pub template: Option<PathBuf>,
     /// nats-server configuration for the template's `{{extra}}` slot (accounts, auth, …).
     pub extra_config: Option<String>,
 }
@@ -60,19 +58,26 @@ impl NatsServer {
         NatsServer::start_with(NatsServerOptions::default()).await
     }
 
+    /// Starts a hub from `template` (text in the form of `nats/hub.conf.template`, e.g. with a
+    /// different `max_payload`) on a free port with a fresh store.
+    pub async fn start_with_template(template: &str) -> anyhow::Result<NatsServer> {
+        NatsServer::launch(NatsServerOptions::default(), Some(template.to_owned())).await
+    }
+
     /// Starts a hub with the given options and waits until it is ready.
     pub async fn start_with(options: NatsServerOptions) -> anyhow::Result<NatsServer> {
+        NatsServer::launch(options, None).await
+    }
+
+    /// Renders `template` (`None`: `nats/hub.conf.template`) with `options` and starts it.
+    async fn launch(
+        options: NatsServerOptions,
+        template: Option<String>,
+    ) -> anyhow::Result<NatsServer> {
         let dir = tempfile::Builder::new()
             .prefix("plantd-nats-")
             .tempdir()
             .context("cannot create a temp dir for nats-server")?;
-        let template = match &options.template {
-            Some(path) => Some(
-                std::fs::read_to_string(path)
-                    .with_context(|| format!("cannot read template {}", path.display()))?,
-            ),
-            None => None,
-        };
         let mut launch = Options::new(options.data_dir.unwrap_or_else(|| dir.path().join("data")));
         launch.port = options.port.unwrap_or(0);
         launch.run_dir = Some(dir.path().to_path_buf());

@@ -25,7 +25,7 @@ use plantd_shared::{
     error::{ERROR_CODE_HEADER, ERROR_HEADER},
     micro::{ServiceBuilder, endpoint::Handler, service::RuntimeOptions},
 };
-use plantd_tests::{NatsServer, NatsServerOptions};
+use plantd_tests::NatsServer;
 use serde_json::Value;
 
 /// The server's payload limit in this test.
@@ -63,14 +63,7 @@ fn endpoint<'a>(stats: &'a Value, name: &str) -> &'a Value {
 #[tokio::test]
 async fn oversized_replies_are_refused_and_replyless_messages_never_handled() -> anyhow::Result<()>
 {
-    let dir = tempfile::tempdir()?;
-    let template = dir.path().join("small.conf.template");
-    std::fs::write(&template, TEMPLATE)?;
-    let server = NatsServer::start_with(NatsServerOptions {
-        template: Some(template),
-        ..Default::default()
-    })
-    .await?;
+    let server = NatsServer::start_with_template(TEMPLATE).await?;
     let client = server.client().await;
     assert_eq!(client.server_info().max_payload, MAX_PAYLOAD);
 

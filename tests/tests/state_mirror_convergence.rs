@@ -20,7 +20,7 @@ use common_state::{
 };
 use futures::StreamExt as _;
 use plantd_shared::codec::Encoding;
-use plantd_tests::{NatsServer, NatsServerOptions, eventually};
+use plantd_tests::{NatsServer, eventually};
 
 /// Writes `count` keys `k<i>` into `scope` (created first), 64 at a time.
 async fn fill(state: &State, scope: &str, count: usize) -> anyhow::Result<()> {
@@ -217,14 +217,7 @@ const ONE_MB_TEMPLATE: &str = "server_name: plantd-1mb\n\
 /// it for good); the default limit fits, and its largest value is mirrored.
 #[tokio::test]
 async fn a_max_payload_too_small_for_max_value_bytes_is_refused_at_start() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let template = dir.path().join("1mb.conf.template");
-    std::fs::write(&template, ONE_MB_TEMPLATE)?;
-    let nats = NatsServer::start_with(NatsServerOptions {
-        template: Some(template),
-        ..Default::default()
-    })
-    .await?;
+    let nats = NatsServer::start_with_template(ONE_MB_TEMPLATE).await?;
     let data = tempfile::tempdir()?;
     let mut refused = common_state::StateProcess::spawn(
         &nats.url(),
