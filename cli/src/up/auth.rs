@@ -2,8 +2,10 @@
 //! every service connects with its own least-privilege creds (DESIGN.md, "Security model").
 //!
 //! The set-up lives in `<data-dir>/auth`. On first run `plant up` creates it with the identity
-//! bootstrap (`plantd_identity::init`, what `plant admin init` runs); afterwards it is reused as
-//! is, so creds handed out earlier keep working across restarts. The server gets the
+//! bootstrap (`plantd_identity::init`, what `plant admin init` runs); afterwards it is reused,
+//! so creds handed out earlier keep working across restarts. Only the bootstrap services' own
+//! creds are re-issued, when this version grants them other permissions than the set-up holds
+//! (an upgrade), before any service starts. The server gets the
 //! bootstrap's snippet (`auth/nats-operator.conf`: operator, system account, full resolver,
 //! preloaded account JWTs) through the template's `{{extra}}` slot. `plant up --no-auth`
 //! skips all of this and runs today's open server.
@@ -22,6 +24,8 @@ pub struct UpAuth {
     pub snippet: String,
     /// Whether this run created the set-up.
     pub created: bool,
+    /// The services whose creds this run re-issued with this version's permissions.
+    pub refreshed: Vec<&'static str>,
 }
 
 impl UpAuth {
@@ -44,6 +48,7 @@ impl UpAuth {
             )
         };
         let setup = Bootstrap::open(&auth_dir).with_context(broken)?;
+        let refreshed = setup.refresh_service_creds().with_context(broken)?;
         let snippet = std::fs::read_to_string(&setup.server_config)
             .with_context(|| format!("cannot read {}", setup.server_config.display()))
             .with_context(broken)?;
@@ -51,6 +56,7 @@ impl UpAuth {
             auth_dir,
             snippet,
             created,
+            refreshed,
         })
     }
 

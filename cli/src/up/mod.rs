@@ -96,6 +96,12 @@ pub async fn run(args: UpArgs, _global: &GlobalArgs) -> anyhow::Result<()> {
                     auth.auth_dir.display()
                 );
             }
+            if !auth.refreshed.is_empty() {
+                println!(
+                    "auth     re-issued the creds of {} with this version's permissions",
+                    auth.refreshed.join(", ")
+                );
+            }
             println!(
                 "admin    creds {}  (operator mode: plant --creds <that file> …)",
                 admin.display()

@@ -293,6 +293,54 @@ fn write_setup(stage: &Path, auth_dir: &Path) -> Result<Bootstrap, BootstrapErro
     })
 }
 
+impl Bootstrap {
+    /// Re-issues the creds of the bootstrap services (echo, state, identity) whose
+    /// permissions differ from what this version grants (after an upgrade changed
+    /// [`permissions`]), so an existing set-up keeps working without `init --force`. Each
+    /// is a new user key of the same account, written 0600 beside the old file and renamed
+    /// over it. Returns the names re-issued. Call it while those services are stopped: they
+    /// read their creds on every (re)connect.
+    pub fn refresh_service_creds(&self) -> Result<Vec<&'static str>, BootstrapError> {
+        let services = [
+            ("echo", permissions::echo_service(), &self.creds.echo),
+            (
+                subjects::state::SERVICE,
+                permissions::state_service(STATE_BUCKET),
+                &self.creds.state,
+            ),
+            (
+                subjects::identity::SERVICE,
+                permissions::identity_service(),
+                &self.creds.identity,
+            ),
+        ];
+        let mut refreshed = Vec::new();
+        let mut signing_key = None;
+        for (name, wanted, path) in services {
+            let current = plantd_shared::creds::Creds::read(path)
+                .map_err(|e| layout::corrupt(path, &e.to_string()))
+                .and_then(|c| {
+                    jwt::decode::<crate::claims::UserNats>(&c.jwt)
+                        .map_err(|e| layout::corrupt(path, &e.to_string()))
+                })?;
+            if current.nats.permissions == wanted {
+                continue;
+            }
+            let key = match &signing_key {
+                Some(key) => key,
+                None => signing_key.insert(self.load_key(Key::PlantdSigning)?),
+            };
+            let user = issue_user(name, wanted, &self.plantd_account.public_key, key)?;
+            let fresh = path.with_extension("creds.new");
+            let _ = fs::remove_file(&fresh); // left by an interrupted refresh
+            write_new(&fresh, user.creds(), SECRET_FILE_MODE)?;
+            fs::rename(&fresh, path).map_err(|e| io("replace", path, e))?;
+            refreshed.push(name);
+        }
+        Ok(refreshed)
+    }
+}
+
 /// The complete claims of the plantd account `account` with its signing key `signing_key`
 /// and nothing revoked, issued now: JetStream on, every limit explicit, bearer tokens refused.
 /// The one definition both `init` and identity's account updater (which adds revocations and

@@ -195,7 +195,7 @@ fn first_key(path: &Path, keys: &[String]) -> Result<String, BootstrapError> {
         .ok_or_else(|| corrupt(path, "lists no signing key"))
 }
 
-fn corrupt(path: &Path, message: &str) -> BootstrapError {
+pub(super) fn corrupt(path: &Path, message: &str) -> BootstrapError {
     BootstrapError::Corrupt {
         path: path.to_path_buf(),
         message: message.to_string(),

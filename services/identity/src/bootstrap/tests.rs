@@ -163,3 +163,37 @@ fn open_finds_what_init_wrote_and_refuses_a_foreign_account() {
     let err = Bootstrap::open(&b.auth_dir).unwrap_err();
     assert!(matches!(err, BootstrapError::Corrupt { .. }), "{err}");
 }
+
+#[test]
+fn refresh_reissues_only_service_creds_whose_permissions_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = init(dir.path(), false).unwrap();
+    let perms = |path: &Path| {
+        let user: Claims<UserNats> = jwt::decode(&Creds::read(path).unwrap().jwt).unwrap();
+        user.nats.permissions
+    };
+    assert!(
+        b.refresh_service_creds().unwrap().is_empty(),
+        "fresh set-up"
+    );
+
+    // echo's creds as an older version issued them: replies only, no publish rights.
+    let signing = b.load_key(Key::PlantdSigning).unwrap();
+    let mut old = permissions::echo_service();
+    old.publish.allow.clear();
+    let user = issue_user("echo", old, &b.plantd_account.public_key, &signing).unwrap();
+    fs::remove_file(&b.creds.echo).unwrap();
+    write_new(&b.creds.echo, user.creds(), SECRET_FILE_MODE).unwrap();
+    let state_before = fs::read_to_string(&b.creds.state).unwrap();
+
+    assert_eq!(b.refresh_service_creds().unwrap(), ["echo"]);
+    assert_eq!(perms(&b.creds.echo), permissions::echo_service());
+    assert_eq!(mode(&b.creds.echo), SECRET_FILE_MODE);
+    assert_eq!(
+        fs::read_to_string(&b.creds.state).unwrap(),
+        state_before,
+        "untouched"
+    );
+    assert!(!b.creds.echo.with_extension("creds.new").exists());
+    assert!(b.refresh_service_creds().unwrap().is_empty(), "now current");
+}
