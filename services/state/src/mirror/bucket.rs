@@ -183,8 +183,18 @@ pub struct Stored {
     pub label: Label,
     /// Whether it is a put (not a delete or purge marker).
     pub put: bool,
-    /// Its value (empty for markers).
-    pub value: bytes::Bytes,
+    /// [`value_digest`] of its value: the reconcile holds one per key, not the values.
+    pub digest: u64,
+}
+
+/// A 64-bit digest of a value (SipHash with fixed keys, stable within the process): what the
+/// reconcile compares, so that holding a whole bucket's keys costs bytes per key, not the
+/// bucket's size. Two different values agree by chance with probability 2^-64.
+pub fn value_digest(value: &[u8]) -> u64 {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut hasher = std::hash::DefaultHasher::new();
+    value.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// Every key's last message in the bucket, by KV key (`<scope>.<key>` encoded), read with an
@@ -232,7 +242,7 @@ pub async fn snapshot(
             Stored {
                 label: Label::of(message.headers.as_ref()),
                 put: !marker,
-                value: message.payload.clone(),
+                digest: value_digest(&message.payload),
             },
         );
         if pending == 0 {

@@ -326,7 +326,7 @@ impl Mirror {
                 let current = stored.remove(&kvkey::encode(&e.scope, &e.key));
                 let agrees = current.is_some_and(|s| {
                     s.put
-                        && s.value == e.value.as_bytes()
+                        && s.digest == bucket::value_digest(e.value.as_bytes())
                         && s.label.db.as_deref() == Some(db)
                         && s.label.seq.is_some_and(|seq| seq <= chunk.as_of)
                 });
