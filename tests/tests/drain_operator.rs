@@ -8,7 +8,8 @@
 //! "endpoint totals at stop") must match what the callers received from it. A second run of
 //! each pauses the load for 300 ms right after the signal, so the drain sees a lull (an
 //! earlier runtime ended its subscription after 250 ms without requests and lost what the
-//! server routed to it afterwards).
+//! server routed to it afterwards). A last test stops the only instance: what it does not
+//! answer, the server refuses at once.
 
 mod foundation;
 mod identity_common;
@@ -327,5 +328,61 @@ async fn state_drains_without_loss_under_issued_creds() -> anyhow::Result<()> {
         survivor.signal(Signal::SIGTERM)?;
         survivor.wait_with_deadline(EXIT_DEADLINE).await;
     }
+    Ok(())
+}
+
+/// The last instance of a service stops under load: every request is either answered or,
+/// once the subscription is gone, refused at once with "no responders"; none times out (a
+/// request routed to the stopping instance and then dropped would).
+#[tokio::test]
+async fn the_last_instance_answers_or_the_server_says_no_responders() -> anyhow::Result<()> {
+    let hub = Hub::start(&["--services", "identity"]).await?;
+    let creds = hub.auth_dir().join("creds").join("echo.creds");
+    let client = admin_client(&hub).await?;
+    let settings = [
+        ("nats_creds", path_setting(&creds)?),
+        ("log_format", "json"),
+    ];
+    let mut last = spawn_service("plantd-echo", &hub.url, &settings)?;
+    wait_for_instances(&client, "echo", 1, &mut [&mut last]).await?;
+    let caller_client = client.clone();
+    let load = Load::start(move |_, _| {
+        let client = caller_client.clone();
+        async move {
+            let request = SlowRequest { duration_ms: 20 };
+            let reply: Result<SlowReply, CallError> = call::request(
+                &client,
+                "plantd.echo.slow",
+                &request,
+                Encoding::Json,
+                CALL_TIMEOUT,
+            )
+            .await;
+            match reply {
+                Ok(reply) => Ok(reply.instance),
+                // Expected once the instance is gone; anything else is a failure.
+                Err(CallError::NoResponders { .. }) => Ok("no responders".to_owned()),
+                Err(other) => Err(other),
+            }
+        }
+    });
+    tokio::time::sleep(MARGIN).await;
+    last.signal(Signal::SIGTERM)?;
+    let status = last.wait_with_deadline(EXIT_DEADLINE).await;
+    tokio::time::sleep(MARGIN).await;
+    let outcomes = load.finish().await?;
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    let by_outcome = all_answered(&outcomes);
+    let (requests, errors) = totals_at_stop(&last.stderr(), "slow")?;
+    println!(
+        "{} requests: {by_outcome:?}; the instance logged {requests}",
+        outcomes.len()
+    );
+    assert_eq!(errors, 0);
+    assert_eq!(by_outcome.get(&instance_of(&last)).copied(), Some(requests));
+    assert!(
+        by_outcome.get("no responders").copied().unwrap_or(0) > 0,
+        "requests after the drain were refused at once: {by_outcome:?}"
+    );
     Ok(())
 }
