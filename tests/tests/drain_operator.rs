@@ -172,6 +172,19 @@ fn totals_at_stop(stderr: &str, endpoint: &str) -> anyhow::Result<(u64, u64)> {
         .with_context(|| format!("no totals for {endpoint} in the log:\n{stderr}"))
 }
 
+/// One 20 ms `plantd.echo.slow` request: enough work to keep requests in flight.
+async fn slow_echo(client: &Client) -> Result<SlowReply, CallError> {
+    let request = SlowRequest { duration_ms: 20 };
+    call::request(
+        client,
+        "plantd.echo.slow",
+        &request,
+        Encoding::Json,
+        CALL_TIMEOUT,
+    )
+    .await
+}
+
 /// An admin connection to the hub (the callers; the permission under test is the services').
 async fn admin_client(hub: &Hub) -> anyhow::Result<Client> {
     Ok(connect_with_events(&hub.url, &hub.admin_creds, None)
@@ -200,15 +213,7 @@ async fn echo_drains_without_loss_under_issued_creds() -> anyhow::Result<()> {
         let outcomes = stop_under_load(&mut stopping, pause, move |_, _| {
             let client = caller_client.clone();
             async move {
-                let request = SlowRequest { duration_ms: 20 };
-                let reply: SlowReply = call::request(
-                    &client,
-                    "plantd.echo.slow",
-                    &request,
-                    Encoding::Json,
-                    CALL_TIMEOUT,
-                )
-                .await?;
+                let reply = slow_echo(&client).await?;
                 Ok(reply.instance)
             }
         })
@@ -349,16 +354,7 @@ async fn the_last_instance_answers_or_the_server_says_no_responders() -> anyhow:
     let load = Load::start(move |_, _| {
         let client = caller_client.clone();
         async move {
-            let request = SlowRequest { duration_ms: 20 };
-            let reply: Result<SlowReply, CallError> = call::request(
-                &client,
-                "plantd.echo.slow",
-                &request,
-                Encoding::Json,
-                CALL_TIMEOUT,
-            )
-            .await;
-            match reply {
+            match slow_echo(&client).await {
                 Ok(reply) => Ok(reply.instance),
                 // Expected once the instance is gone; anything else is a failure.
                 Err(CallError::NoResponders { .. }) => Ok("no responders".to_owned()),

@@ -7,6 +7,12 @@ use plantd_shared::creds::Creds;
 use super::*;
 use crate::claims::UserNats;
 
+/// The permissions in the user JWT of the creds file at `path`.
+fn perms(path: &Path) -> crate::claims::Permissions {
+    let user: Claims<UserNats> = jwt::decode(&Creds::read(path).unwrap().jwt).unwrap();
+    user.nats.permissions
+}
+
 fn mode(path: &Path) -> u32 {
     fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
@@ -141,10 +147,6 @@ fn refuses_to_overwrite_unless_forced() {
 fn login_and_identity_creds_carry_their_presets() {
     let dir = tempfile::tempdir().unwrap();
     let b = init(dir.path(), false).unwrap();
-    let perms = |path: &Path| {
-        let user: Claims<UserNats> = jwt::decode(&Creds::read(path).unwrap().jwt).unwrap();
-        user.nats.permissions
-    };
     assert_eq!(perms(&b.creds.login), permissions::login_only());
     assert_eq!(perms(&b.creds.identity), permissions::identity_service());
 }
@@ -168,10 +170,6 @@ fn open_finds_what_init_wrote_and_refuses_a_foreign_account() {
 fn refresh_reissues_only_service_creds_whose_permissions_changed() {
     let dir = tempfile::tempdir().unwrap();
     let b = init(dir.path(), false).unwrap();
-    let perms = |path: &Path| {
-        let user: Claims<UserNats> = jwt::decode(&Creds::read(path).unwrap().jwt).unwrap();
-        user.nats.permissions
-    };
     assert!(
         b.refresh_service_creds().unwrap().is_empty(),
         "fresh set-up"
