@@ -486,7 +486,8 @@ async fn drain(mut l: AcceptLoop, mut received: u64) {
 }
 
 impl AcceptLoop {
-    /// Waits for an in-flight permit and spawns the handler; drops fillers.
+    /// Drops fillers; otherwise waits for an in-flight permit and handles the request (its
+    /// first step here, the rest on a spawned task if it has to wait).
     async fn dispatch(&self, msg: async_nats::Message) {
         if is_filler(&msg) {
             return;

@@ -75,8 +75,9 @@ enum Pass {
     /// Rows up to this change were published and acked (their outbox rows not yet removed);
     /// more may be pending.
     Published(u64),
-    /// Rows up to this change were recovered and their outbox rows removed.
-    Recovered(u64),
+    /// Rows up to this change are in the bucket and their outbox rows removed (after a
+    /// recovery, or a bulk removal).
+    Removed(u64),
 }
 
 /// Acked outbox rows are removed once this many have accumulated (or when the mirror is
@@ -138,8 +139,8 @@ impl Mirror {
                 },
             };
             let pass = match pass {
-                Ok(Pass::Published(seq)) if seq - removed >= REMOVE_EVERY => {
-                    self.done(seq).await.map(|()| Pass::Recovered(seq))
+                Ok(Pass::Published(seq)) if seq.saturating_sub(removed) >= REMOVE_EVERY => {
+                    self.done(seq).await.map(|()| Pass::Removed(seq))
                 }
                 Ok(Pass::Idle) if acked > removed => self.done(acked).await.map(|()| {
                     removed = acked;
@@ -153,7 +154,7 @@ impl Mirror {
                     recovering = false;
                     failures = 0;
                 }
-                Ok(Pass::Recovered(seq)) => {
+                Ok(Pass::Removed(seq)) => {
                     (acked, removed) = (seq, seq);
                     recovering = false;
                     failures = 0;
@@ -283,7 +284,7 @@ impl Mirror {
             up_to = last,
             "KV mirror recovered pending changes"
         );
-        Ok(Pass::Recovered(last))
+        Ok(Pass::Removed(last))
     }
 
     /// Whether the bucket's last message for the row's key is this change of this database
