@@ -7,7 +7,7 @@
 //! | 2 | bad command line (clap) |
 //! | 3 | cannot connect to NATS |
 //! | 4 | no responders: the service is not running |
-//! | 5 | timed out: the outcome is unknown |
+//! | 5 | timed out: the outcome is unknown (also a 504 reply: the handler's deadline passed) |
 //! | 6 | refused by the server: the credentials lack the permission (nothing was sent on) |
 //! | 64 | bad configuration |
 //! | 75 | the data dir is in use by another `plant up` (or service); the message names its PID |
@@ -46,6 +46,8 @@ fn code_of(err: &anyhow::Error) -> i32 {
             return match call {
                 CallError::NoResponders { .. } => NO_RESPONDERS,
                 CallError::TimedOut { .. } => TIMED_OUT,
+                // The service gave up at its handler deadline: as unknown as a timeout.
+                CallError::Service(e) if e.code == plantd_shared::ErrorCode::Timeout => TIMED_OUT,
                 _ => SERVICE_ERROR,
             };
         }
@@ -71,4 +73,22 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
             .downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plantd_shared::{ErrorCode, ServiceError};
+
+    #[test]
+    fn a_deadline_reply_exits_like_a_timeout_and_other_errors_like_errors() {
+        let code = |e: ErrorCode| {
+            code_of(&anyhow::Error::new(CallError::Service(ServiceError::new(
+                e, "x",
+            ))))
+        };
+        assert_eq!(code(ErrorCode::Timeout), TIMED_OUT);
+        assert_eq!(code(ErrorCode::Unavailable), SERVICE_ERROR);
+        assert_eq!(code(ErrorCode::BadRequest), SERVICE_ERROR);
+    }
 }
