@@ -199,7 +199,7 @@ fn path_setting(path: &Path) -> anyhow::Result<&str> {
 #[tokio::test]
 async fn echo_drains_without_loss_under_issued_creds() -> anyhow::Result<()> {
     let hub = Hub::start(&["--services", "identity"]).await?;
-    let creds = hub.auth_dir().join("creds").join("echo.creds");
+    let creds = hub.creds("echo");
     let client = admin_client(&hub).await?;
     for pause in [false, true] {
         let settings = [
@@ -254,7 +254,7 @@ async fn echo_drains_without_loss_under_issued_creds() -> anyhow::Result<()> {
 #[tokio::test]
 async fn state_drains_without_loss_under_issued_creds() -> anyhow::Result<()> {
     let hub = Hub::start(&["--services", "identity"]).await?;
-    let creds = hub.auth_dir().join("creds").join("state.creds");
+    let creds = hub.creds("state");
     let client = admin_client(&hub).await?;
     for pause in [false, true] {
         let dirs = (tempfile::tempdir()?, tempfile::tempdir()?);
@@ -342,7 +342,7 @@ async fn state_drains_without_loss_under_issued_creds() -> anyhow::Result<()> {
 #[tokio::test]
 async fn the_last_instance_answers_or_the_server_says_no_responders() -> anyhow::Result<()> {
     let hub = Hub::start(&["--services", "identity"]).await?;
-    let creds = hub.auth_dir().join("creds").join("echo.creds");
+    let creds = hub.creds("echo");
     let client = admin_client(&hub).await?;
     let settings = [
         ("nats_creds", path_setting(&creds)?),
@@ -351,7 +351,7 @@ async fn the_last_instance_answers_or_the_server_says_no_responders() -> anyhow:
     let mut last = spawn_service("plantd-echo", &hub.url, &settings)?;
     wait_for_instances(&client, "echo", 1, &mut [&mut last]).await?;
     let caller_client = client.clone();
-    let load = Load::start(move |_, _| {
+    let outcomes = stop_under_load(&mut last, false, move |_, _| {
         let client = caller_client.clone();
         async move {
             match slow_echo(&client).await {
@@ -361,13 +361,8 @@ async fn the_last_instance_answers_or_the_server_says_no_responders() -> anyhow:
                 Err(other) => Err(other),
             }
         }
-    });
-    tokio::time::sleep(MARGIN).await;
-    last.signal(Signal::SIGTERM)?;
-    let status = last.wait_with_deadline(EXIT_DEADLINE).await;
-    tokio::time::sleep(MARGIN).await;
-    let outcomes = load.finish().await?;
-    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    })
+    .await?;
     let by_outcome = all_answered(&outcomes);
     let (requests, errors) = totals_at_stop(&last.stderr(), "slow")?;
     println!(

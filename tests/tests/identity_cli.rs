@@ -120,7 +120,7 @@ async fn plant_up_runs_operator_mode_with_a_creds_file_per_service() -> anyhow::
     assert_eq!(got["value"], "21", "{got}");
 
     // A service's creds are least privilege: echo's cannot use state.
-    let echo = hub.auth_dir().join("creds").join("echo.creds");
+    let echo = hub.creds("echo");
     let run = hub
         .plant(
             scratch.path(),
@@ -146,7 +146,7 @@ async fn plant_up_runs_operator_mode_with_a_creds_file_per_service() -> anyhow::
         if let [name, "pid", pid, ..] = words.as_slice() {
             let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))?;
             let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            let creds = hub.auth_dir().join("creds").join(format!("{name}.creds"));
+            let creds = hub.creds(name);
             assert!(
                 cmdline.contains(&format!("nats_creds={}", creds.display())),
                 "{name}: {cmdline}"

@@ -108,6 +108,11 @@ impl Hub {
         self.data_dir.join("auth")
     }
 
+    /// The creds `plant up` issued to `name` (`echo`, `state`, `identity`, `login`, …).
+    pub fn creds(&self, name: &str) -> PathBuf {
+        self.auth_dir().join("creds").join(format!("{name}.creds"))
+    }
+
     /// Runs `plant --server <url> <args>` with `config_dir` as its config dir.
     pub async fn plant(
         &self,
