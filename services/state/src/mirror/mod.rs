@@ -8,7 +8,11 @@
 //! Two modes:
 //! * **pipelined** (normal): publish a window of rows without waiting, then await the acks
 //!   in order. One connection keeps them in order at the server. Acked rows are removed from
-//!   the outbox in bulk ([`REMOVE_EVERY`], or when idle), not after every window.
+//!   the outbox in bulk ([`REMOVE_EVERY`], or after a quiet spell), not after every window.
+//!   Once idle with every committed change acknowledged, the mirror hands the writer the turn
+//!   to publish (`store::feed`): the next changes are sent from the writer thread right after
+//!   their commit, and the mirror only awaits their acks. It takes the turn back before any
+//!   recovery or reconcile.
 //! * **recovery** (at start and after any failure): a failed window may have been partly
 //!   stored, and after a reconnect a lost earlier publish can land *after* a later one for the
 //!   same key (NATS-PITFALLS.md §2.2). So each pending row is first compared with the last
@@ -37,9 +41,11 @@
 
 mod bucket;
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::jetstream::{self, stream::Stream};
+use async_nats::jetstream::{self, context::PublishAckFuture, stream::Stream};
+use futures::FutureExt;
 use plantd_shared::{
     health::{Health, Status},
     shutdown::Shutdown,
@@ -47,7 +53,9 @@ use plantd_shared::{
 
 use crate::{
     kvkey,
-    store::{CommitFeed, OutboxOp, OutboxRow, Reader, WriteHandle},
+    store::{
+        AckFuture, CommitFeed, EarlyPublisher, FedRow, OutboxOp, OutboxRow, Reader, WriteHandle,
+    },
 };
 
 pub use bucket::{BucketSettings, CHANGE_SEQ_HEADER, DB_HEADER, HEADER_ROOM, payload_problem};
@@ -85,6 +93,11 @@ enum Pass {
 /// group commit. After a failure, recovery finds the acked-but-kept rows already reflected.
 const REMOVE_EVERY: u64 = 1024;
 
+/// How long the mirror waits, idle, before removing acked outbox rows. Removing them at once
+/// put a writer commit beside every lone write (and beside the next one, which then queued
+/// behind it); after a quiet spell it costs nobody anything.
+const IDLE_REMOVE_AFTER: Duration = Duration::from_millis(200);
+
 /// How often an idle mirror checks that its bucket still exists.
 const BUCKET_CHECK: Duration = Duration::from_secs(5);
 
@@ -100,6 +113,14 @@ impl Mirror {
         let mut committed = self.writer.committed();
         // Committed changes in memory; `None` (taken already) leaves the outbox alone.
         let mut feed = self.writer.take_commit_feed();
+        if let Some(feed) = feed.as_mut() {
+            feed.set_publisher(Arc::new(WriterPublish {
+                js: self.js.clone(),
+                bucket: self.bucket.name.clone(),
+                db_id: self.reader.db_id().to_owned(),
+                runtime: tokio::runtime::Handle::current(),
+            }));
+        }
         let mut stream: Option<Stream> = None;
         // The server the bucket was last opened (and reconciled) on.
         let mut opened_on = String::new();
@@ -108,9 +129,12 @@ impl Mirror {
         let (mut acked, mut removed) = (0u64, 0u64);
         let mut failures: u32 = 0;
         let mut final_deadline = None;
+        // Whether the mirror has been idle for IDLE_REMOVE_AFTER since its last publish.
+        let mut idle_since_ack = false;
         loop {
             if final_deadline.is_none() && shutdown.is_triggered() {
                 final_deadline = Some(tokio::time::Instant::now() + FINAL_FLUSH);
+                take_back(&mut feed);
             }
             if final_deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
                 tracing::warn!(
@@ -122,11 +146,14 @@ impl Mirror {
             if stream.is_some() && server != opened_on {
                 // A restarted server may have come back without its last unsynced writes.
                 tracing::info!("connected to a restarted NATS server: reconciling the KV bucket");
+                take_back(&mut feed);
                 stream = None;
                 recovering = true;
             }
             let pass = match &stream {
                 Some(s) if recovering => self.recover(s).await,
+                // Nothing committed past `acked`: idle, without asking the outbox.
+                Some(_) if *committed.borrow() <= acked => Ok(Pass::Idle),
                 Some(s) => self.publish_window(s, acked, feed.as_mut()).await,
                 None => match self.open_bucket().await {
                     Ok(s) => {
@@ -142,14 +169,19 @@ impl Mirror {
                 Ok(Pass::Published(seq)) if seq.saturating_sub(removed) >= REMOVE_EVERY => {
                     self.done(seq).await.map(|()| Pass::Removed(seq))
                 }
-                Ok(Pass::Idle) if acked > removed => self.done(acked).await.map(|()| {
-                    removed = acked;
-                    Pass::Idle
-                }),
+                Ok(Pass::Idle)
+                    if acked > removed && (idle_since_ack || final_deadline.is_some()) =>
+                {
+                    self.done(acked).await.map(|()| {
+                        removed = acked;
+                        Pass::Idle
+                    })
+                }
                 other => other,
             };
             match pass {
                 Ok(Pass::Published(seq)) => {
+                    idle_since_ack = false;
                     acked = seq;
                     recovering = false;
                     failures = 0;
@@ -163,9 +195,23 @@ impl Mirror {
                     recovering = false;
                     failures = 0;
                     self.health.set("mirror", Status::Healthy, "in sync");
+                    // Every committed change is acknowledged: the writer may publish the next.
+                    if stream.is_some()
+                        && final_deadline.is_none()
+                        && *committed.borrow() <= acked
+                        && let Some(feed) = feed.as_mut()
+                    {
+                        feed.hand_over(acked);
+                    }
                     if final_deadline.is_some() {
                         return;
                     }
+                    // Acked rows not yet removed: remove them after a quiet spell.
+                    let linger = if acked > removed {
+                        IDLE_REMOVE_AFTER
+                    } else {
+                        BUCKET_CHECK
+                    };
                     tokio::select! {
                         changed = committed.changed() => {
                             if changed.is_err() {
@@ -176,17 +222,21 @@ impl Mirror {
                         _ = shutdown.wait() => {}
                         // A server that lost its store (replaced, wiped) loses the bucket too;
                         // notice it while idle so watchers get the state back without a write.
-                        _ = tokio::time::sleep(BUCKET_CHECK) => {
-                            if let Some(s) = &stream
+                        _ = tokio::time::sleep(linger) => {
+                            idle_since_ack = true;
+                            if linger == BUCKET_CHECK
+                                && let Some(s) = &stream
                                 && !bucket::exists(s).await.unwrap_or(true)
                             {
                                 tracing::warn!("KV bucket disappeared; recreating it");
+                                take_back(&mut feed);
                                 stream = None;
                             }
                         }
                     }
                 }
                 Err(err) => {
+                    take_back(&mut feed);
                     recovering = true;
                     failures = failures.saturating_add(1);
                     if err.bucket_gone {
@@ -236,20 +286,29 @@ impl Mirror {
                 .reader
                 .outbox_after(acked, self.window)
                 .await
-                .map_err(MirrorError::store)?,
+                .map_err(MirrorError::store)?
+                .into_iter()
+                .map(|row| FedRow { row, ack: None })
+                .collect(),
         };
-        let Some(last) = rows.last().map(|r| r.seq) else {
+        let Some(last) = rows.last().map(|r| r.row.seq) else {
             return Ok(Pass::Idle);
         };
         let mut acks = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let ack = bucket::publish(&self.js, &self.bucket.name, self.reader.db_id(), row)
-                .await
-                .map_err(|e| e.at(row))?;
+        for FedRow { row, ack } in rows {
+            // Rows the writer published already only need their acks awaited.
+            let ack = match ack {
+                Some(ack) => ack,
+                None => boxed(
+                    bucket::publish(&self.js, &self.bucket.name, self.reader.db_id(), &row)
+                        .await
+                        .map_err(|e| e.at(&row))?,
+                ),
+            };
             acks.push((ack, row));
         }
         for (ack, row) in acks {
-            ack.await.map_err(|e| MirrorError::publish(e).at(row))?;
+            ack.await.map_err(|e| MirrorError::publish(e).at(&row))?;
         }
         Ok(Pass::Published(last))
     }
@@ -395,6 +454,40 @@ impl Mirror {
         }
         Ok(())
     }
+}
+
+/// Takes the publishing turn back from the writer (see `store::feed`), before anything that
+/// may publish out of the writer's order: recovery, a reconcile, the final flush.
+fn take_back(feed: &mut Option<CommitFeed>) {
+    if let Some(feed) = feed.as_mut() {
+        feed.take_back();
+    }
+}
+
+/// The writer thread's way to publish a change (see `store::feed`): the same message as
+/// [`bucket::publish`], sent only if that needs no waiting.
+struct WriterPublish {
+    js: jetstream::Context,
+    bucket: String,
+    db_id: String,
+    /// The mirror's runtime: the publish arms a timer, which needs one.
+    runtime: tokio::runtime::Handle,
+}
+
+impl EarlyPublisher for WriterPublish {
+    fn start(&self, row: &OutboxRow) -> Option<AckFuture> {
+        let _runtime = self.runtime.enter();
+        // Not ready at once (a full client buffer, no ack slot): dropped unsent.
+        match bucket::publish(&self.js, &self.bucket, &self.db_id, row).now_or_never()? {
+            Ok(ack) => Some(boxed(ack)),
+            Err(_) => None,
+        }
+    }
+}
+
+/// A JetStream ack as the feed carries it.
+fn boxed(ack: PublishAckFuture) -> AckFuture {
+    Box::pin(async move { ack.await.map(drop).map_err(|e| e.to_string()) })
 }
 
 /// The outbox-shaped row a reconcile publishes for one key: its entry, or a delete.

@@ -32,7 +32,7 @@ use std::thread::JoinHandle;
 
 pub use config::{Durability, StoreConfig};
 pub use error::{Missing, StoreError};
-pub use feed::CommitFeed;
+pub use feed::{AckFuture, CommitFeed, EarlyPublisher, FedRow};
 pub use pagination::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 pub use reader::{EntryChunk, Reader};
 pub use types::{
