@@ -8,6 +8,7 @@ const PROTOS: &[&str] = &[
     "plantd/echo/v1/echo.proto",
     "plantd/state/v1/state.proto",
     "plantd/identity/v1/identity.proto",
+    "plantd/bus/v1/bus.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

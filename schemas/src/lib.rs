@@ -39,3 +39,11 @@ pub mod identity {
         include!(concat!(env!("OUT_DIR"), "/plantd.identity.v1.serde.rs"));
     }
 }
+
+/// `plantd.bus.v1`: the bus service (bus info, replay).
+pub mod bus {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/plantd.bus.v1.rs"));
+        include!(concat!(env!("OUT_DIR"), "/plantd.bus.v1.serde.rs"));
+    }
+}

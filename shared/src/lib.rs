@@ -8,12 +8,14 @@
 //! ([`data_dir_lock`]).
 #![forbid(unsafe_code)]
 
+pub mod bus;
 pub mod call;
 pub mod codec;
 pub mod config;
 pub mod connection;
 pub mod creds;
 pub mod data_dir_lock;
+pub mod delivery;
 pub mod error;
 pub mod health;
 pub mod micro;

@@ -163,6 +163,93 @@ pub mod identity {
     }
 }
 
+/// Bus subjects: traffic on `plantd.bus.<bus>.<scope…>.<topic…>`, and the bus service's own
+/// endpoints on `plantd.buses.…` (a separate token, so no bus name can collide with them).
+pub mod bus {
+    use super::ROOT;
+
+    /// Second token of bus traffic.
+    pub const TRAFFIC: &str = "bus";
+
+    /// Service name of the bus service (micro name, queue group, subject token).
+    pub const SERVICE: &str = "buses";
+
+    /// `plantd.bus.<bus>.<topic>`: where a message on `bus` with `topic` (scope first) travels.
+    pub fn topic(bus: &str, topic: &str) -> String {
+        [ROOT, TRAFFIC, bus, topic].join(".")
+    }
+
+    /// `plantd.bus.<bus>.>`: everything on `bus` (what its capture stream holds).
+    pub fn all(bus: &str) -> String {
+        topic(bus, ">")
+    }
+
+    /// `plantd.bus.>`: every bus.
+    pub fn every_bus() -> String {
+        [ROOT, TRAFFIC, ">"].join(".")
+    }
+
+    /// `plantd.buses.replay.>`: replays of every bus and scope.
+    pub fn replay_all() -> String {
+        [ROOT, SERVICE, "replay", ">"].join(".")
+    }
+
+    /// Number of subject tokens before the topic.
+    pub const TOPIC_PREFIX_TOKENS: usize = 3;
+
+    /// `plantd.buses.info`.
+    pub fn info() -> String {
+        [ROOT, SERVICE, "info"].join(".")
+    }
+
+    /// `plantd.buses.replay.<bus>.<scope>`: ask for a replay of `bus` under `scope`.
+    pub fn replay(bus: &str, scope: &str) -> String {
+        [ROOT, SERVICE, "replay", bus, scope].join(".")
+    }
+
+    /// Number of subject tokens before the bus name in a replay subject.
+    pub const REPLAY_PREFIX_TOKENS: usize = 3;
+
+    /// Where the server delivers replays: `$PLANTD.replay.<bus>.<scope>.<token>`. As for state
+    /// watches, the bus service names the deliver subject, inside this prefix, which no person
+    /// may publish to and a person may subscribe to only for the scopes it may read.
+    pub const REPLAY_DELIVER_PREFIX: &str = "$PLANTD.replay";
+
+    /// `$PLANTD.replay.<bus>.<scope>.<token>`.
+    pub fn replay_deliver(bus: &str, scope: &str, token: &str) -> String {
+        [REPLAY_DELIVER_PREFIX, bus, scope, token].join(".")
+    }
+
+    /// The buses a new set-up has (the bus service's default config, and the streams its
+    /// bootstrap creds may manage).
+    pub const DEFAULT_BUSES: &[&str] = &["control", "data", "event"];
+
+    /// Longest bus name.
+    pub const MAX_BUS_NAME: usize = 32;
+
+    /// Checks a bus name: one token of 1 to [`MAX_BUS_NAME`] lower-case letters, digits or `-`
+    /// (no `_`: `a-b` and `a_b` would share a stream name).
+    pub fn validate_name(name: &str) -> Result<(), String> {
+        let valid = !name.is_empty()
+            && name.len() <= MAX_BUS_NAME
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if valid {
+            Ok(())
+        } else {
+            Err(format!(
+                "bus name {name:?}: use 1 to {MAX_BUS_NAME} lower-case letters, digits or '-'"
+            ))
+        }
+    }
+
+    /// Name of the capture stream of `bus`: `PLANTD_BUS_<BUS>` (upper case, `-` as `_`).
+    pub fn stream(bus: &str) -> String {
+        format!("PLANTD_BUS_{}", bus.to_ascii_uppercase().replace('-', "_"))
+    }
+}
+
 /// `$SRV.<VERB>`, `$SRV.<VERB>.<name>` and `$SRV.<VERB>.<name>.<id>` (ADR-32).
 pub fn srv(verb: &str, name: Option<&str>, id: Option<&str>) -> String {
     let mut parts = vec![SRV_PREFIX, verb];

@@ -60,8 +60,9 @@ enum Action {
     DeliverGroupHijack,
     DirectGet,
     IdentityAdmin,
-    BusPublish,
-    BusSubscribe,
+    BusPublish(&'static str),
+    BusSubscribe(&'static str),
+    BusReplay(&'static str),
     Discovery,
     OthersInbox,
 }
@@ -76,8 +77,9 @@ impl fmt::Display for Action {
             Action::DeliverGroupHijack => f.write_str("consumer: deliver group state"),
             Action::DirectGet => f.write_str("JetStream direct get site1"),
             Action::IdentityAdmin => f.write_str("identity admin user.list"),
-            Action::BusPublish => f.write_str("bus publish plantd.bus.x.y"),
-            Action::BusSubscribe => f.write_str("bus subscribe plantd.bus.x.y"),
+            Action::BusPublish(s) => write!(f, "bus publish control.{s}"),
+            Action::BusSubscribe(s) => write!(f, "bus subscribe data.{s}"),
+            Action::BusReplay(s) => write!(f, "bus replay data {s}"),
             Action::Discovery => f.write_str("$SRV.PING discovery"),
             Action::OthersInbox => f.write_str("subscribe another user's inbox"),
         }
@@ -85,7 +87,7 @@ impl fmt::Display for Action {
 }
 
 /// The documented matrix (services/identity/src/roles.rs), columns in [`ROLES`] order.
-const MATRIX: [(Action, [Outcome; 4]); 14] = [
+const MATRIX: [(Action, [Outcome; 4]); 18] = [
     (Action::StateGet("site1"), [A, A, A, A]),
     (Action::StateGet("site2"), [A, A, A, R]),
     (Action::StateSet("site1"), [A, A, R, R]),
@@ -97,14 +99,22 @@ const MATRIX: [(Action, [Outcome; 4]); 14] = [
     (Action::DeliverGroupHijack, [A, R, R, R]),
     (Action::DirectGet, [A, R, R, R]),
     (Action::IdentityAdmin, [A, R, R, R]),
-    (Action::BusPublish, [A, A, R, R]),
-    (Action::BusSubscribe, [A, A, A, A]),
+    // Bus topics start with their scope: the binding that scopes state scopes buses.
+    (Action::BusPublish("site1"), [A, A, R, R]),
+    (Action::BusPublish("site2"), [A, A, R, R]),
+    (Action::BusSubscribe("site1"), [A, A, A, A]),
+    (Action::BusSubscribe("site2"), [A, A, A, R]),
+    (Action::BusReplay("site1"), [A, A, A, A]),
+    (Action::BusReplay("site2"), [A, A, A, R]),
     (Action::Discovery, [A, A, A, A]),
     // admin subscribes to `>`, so another inbox too; everyone else only to its own.
     (Action::OthersInbox, [A, R, R, R]),
 ];
 
-const BUS: &str = "plantd.bus.x.y";
+/// A bus topic in `scope`.
+fn bus_topic(bus: &str, scope: &str) -> String {
+    format!("plantd.bus.{bus}.{scope}.probe")
+}
 
 /// The attack of issue #9: a consumer on site1's keys that delivers onto site2's `set`.
 const FOREIGN_DELIVER: (&str, &str) = (
@@ -125,6 +135,11 @@ async fn setup(hub: &Hub) -> anyhow::Result<Vec<(Login, String)>> {
         hub.admin(&["scope", "create", scope], None).await?;
         hub.admin(&["state", "set", scope, "k", &format!("v-{scope}")], None)
             .await?;
+        hub.admin(
+            &["bus", "pub", "data", &format!("{scope}.probe"), scope],
+            None,
+        )
+        .await?;
     }
     let mut logins = Vec::new();
     for (user, role) in ROLES {
@@ -173,13 +188,19 @@ async fn probe(
             let subject = "$JS.API.DIRECT.GET.KV_plantd-state.$KV.plantd-state.site1.k";
             request(&client, &mut events, subject, "").await
         }
-        Action::BusPublish => {
-            let heard = observer.subscribe(BUS).await?;
-            let needle = format!("permissions violation for publish to \"{BUS}\"");
-            let delivered = delivered_while_publishing(&client, BUS, heard, observer.new_inbox());
+        Action::BusPublish(scope) => {
+            let topic = bus_topic("control", scope);
+            let heard = observer.subscribe(topic.clone()).await?;
+            let needle = format!("permissions violation for publish to \"{topic}\"");
+            let delivered =
+                delivered_while_publishing(&client, &topic, heard, observer.new_inbox());
             decide(delivered, server_error(&mut events, &needle, PROBE_WAIT)).await
         }
-        Action::BusSubscribe => listen(observer, &client, &mut events, BUS, BUS).await,
+        Action::BusSubscribe(scope) => {
+            let topic = bus_topic("data", scope);
+            listen(observer, &client, &mut events, &topic, &topic).await
+        }
+        Action::BusReplay(scope) => bus_replay(&client, &mut events, scope).await,
         Action::OthersInbox => {
             let other = if login.inbox_prefix == "_INBOX_m-viewer" {
                 "_INBOX_m-operator"
@@ -317,6 +338,40 @@ async fn state_watch(client: &Client, events: &mut Events, scope: &str) -> anyho
         server_error(
             events,
             "permissions violation for publish to \"plantd.state.watch",
+            PROBE_WAIT,
+        ),
+    )
+    .await
+}
+
+/// A replay of `scope` on the data bus through the bus service: allowed if it yields the
+/// message [`setup`] published there, refused if the server reports a publish violation for
+/// the replay request.
+async fn bus_replay(client: &Client, events: &mut Events, scope: &str) -> anyhow::Result<Outcome> {
+    let spec = plantd_shared::bus::ReplaySpec {
+        scope: scope.to_owned(),
+        topic: String::new(),
+        from: plantd_shared::bus::ReplayFrom::Oldest,
+        until: None,
+        rate: plantd_shared::bus::ReplayRate::Max,
+    };
+    let yielded = async {
+        match plantd_shared::bus::replay(client, "data", spec).await {
+            Ok(messages) => {
+                let mut messages = std::pin::pin!(messages);
+                matches!(messages.next().await, Some(Ok(m)) if m.payload.as_ref() == scope.as_bytes())
+            }
+            Err(err) => {
+                eprintln!("  bus replay {scope}: {err}");
+                false
+            }
+        }
+    };
+    decide(
+        yielded,
+        server_error(
+            events,
+            "permissions violation for publish to \"plantd.buses.replay",
             PROBE_WAIT,
         ),
     )

@@ -3,6 +3,7 @@
 
 mod admin;
 mod bench;
+mod bus;
 mod login;
 mod logout;
 mod org;
@@ -41,6 +42,8 @@ enum Command {
     State(state::StateArgs),
     /// Create, delete and list scopes.
     Scope(scope::ScopeArgs),
+    /// Publish on a bus, listen to it live, replay what it captured, list the buses.
+    Bus(bus::BusArgs),
     /// Measure plantd against raw NATS baselines in one run.
     Bench(bench::BenchArgs),
     /// Create a hub's operator, accounts and bootstrap creds; get creds for services.
@@ -77,6 +80,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Req(args) => args.run(&cli.global, &mut out).await,
         Command::State(args) => args.run(&cli.global, &mut out).await,
         Command::Scope(args) => args.run(&cli.global, &mut out).await,
+        Command::Bus(args) => args.run(&cli.global, &mut out).await,
         Command::Bench(args) => args.run(&cli.global, &mut out).await,
         Command::Admin(args) => args.run(&cli.global, &mut out).await,
         Command::Login(args) => args.run(&cli.global, &mut out).await,

@@ -39,6 +39,12 @@ pub const SERVICES: &[ServiceSpec] = &[
         needs_auth: false,
     },
     ServiceSpec {
+        name: "buses",
+        binary: "plantd-bus",
+        has_data: false,
+        needs_auth: false,
+    },
+    ServiceSpec {
         name: "identity",
         binary: "plantd-identity",
         has_data: true,

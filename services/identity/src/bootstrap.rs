@@ -208,7 +208,7 @@ fn write_setup(stage: &Path, auth_dir: &Path) -> Result<Bootstrap, BootstrapErro
         write_new(&account_path(stage, name), jwt, PUBLIC_FILE_MODE)?;
     }
 
-    let users: [(&str, IssuedUser); 6] = [
+    let users: [(&str, IssuedUser); 7] = [
         (
             "admin",
             issue_user("admin", permissions::admin(), &plantd_pub, plantd_signing)?,
@@ -240,6 +240,15 @@ fn write_setup(stage: &Path, auth_dir: &Path) -> Result<Bootstrap, BootstrapErro
             issue_user(
                 subjects::identity::SERVICE,
                 permissions::identity_service(),
+                &plantd_pub,
+                plantd_signing,
+            )?,
+        ),
+        (
+            subjects::bus::SERVICE,
+            issue_user(
+                subjects::bus::SERVICE,
+                permissions::bus_service(subjects::bus::DEFAULT_BUSES),
                 &plantd_pub,
                 plantd_signing,
             )?,
@@ -294,8 +303,8 @@ fn write_setup(stage: &Path, auth_dir: &Path) -> Result<Bootstrap, BootstrapErro
 }
 
 impl Bootstrap {
-    /// Re-issues the creds of the bootstrap services (echo, state, identity) whose
-    /// permissions differ from what this version grants (after an upgrade changed
+    /// Re-issues the creds of the bootstrap services (echo, state, identity, buses) whose
+    /// permissions differ from what this version grants, or that have none yet (after an upgrade changed
     /// [`permissions`]), so an existing set-up keeps working without `init --force`. Each
     /// is a new user key of the same account, written 0600 beside the old file and renamed
     /// over it. Returns the names re-issued. Call it while those services are stopped: they
@@ -313,17 +322,29 @@ impl Bootstrap {
                 permissions::identity_service(),
                 &self.creds.identity,
             ),
+            (
+                subjects::bus::SERVICE,
+                permissions::bus_service(subjects::bus::DEFAULT_BUSES),
+                &self.creds.bus,
+            ),
         ];
         let mut refreshed = Vec::new();
         let mut signing_key = None;
         for (name, wanted, path) in services {
-            let current = plantd_shared::creds::Creds::read(path)
-                .map_err(|e| layout::corrupt(path, &e.to_string()))
-                .and_then(|c| {
-                    jwt::decode::<crate::claims::UserNats>(&c.jwt)
+            // A service added by an upgrade has no creds yet: issue them.
+            let current = if !path.exists() {
+                None
+            } else {
+                Some(
+                    plantd_shared::creds::Creds::read(path)
                         .map_err(|e| layout::corrupt(path, &e.to_string()))
-                })?;
-            if current.nats.permissions == wanted {
+                        .and_then(|c| {
+                            jwt::decode::<crate::claims::UserNats>(&c.jwt)
+                                .map_err(|e| layout::corrupt(path, &e.to_string()))
+                        })?,
+                )
+            };
+            if current.is_some_and(|c| c.nats.permissions == wanted) {
                 continue;
             }
             let key = match &signing_key {

@@ -108,6 +108,30 @@ pub fn state_service(bucket: &str) -> Permissions {
     service(&[&subtree(subjects::state::SERVICE)], &publish, true)
 }
 
+/// The bus service: its endpoints, discovery, and the JetStream calls on the capture streams
+/// of `buses` (create or update them at start, read their state, create replay consumers that
+/// deliver inside `$PLANTD.replay.>`).
+///
+/// Stream names are spelled out per bus: a NATS wildcard is a whole token, so no permission
+/// can say "streams whose name starts with PLANTD_BUS_", and `STREAM.UPDATE.*` would let the
+/// bus service rewrite the state bucket. A bus added to the bus service's config therefore
+/// needs its name here too (docs/buses.md).
+pub fn bus_service(buses: &[&str]) -> Permissions {
+    let mut publish = vec!["$JS.API.INFO".to_string()];
+    for bus in buses {
+        let stream = subjects::bus::stream(bus);
+        publish.extend([
+            format!("$JS.API.STREAM.INFO.{stream}"),
+            format!("$JS.API.STREAM.CREATE.{stream}"),
+            format!("$JS.API.STREAM.UPDATE.{stream}"),
+            format!("$JS.API.CONSUMER.CREATE.{stream}"),
+            format!("$JS.API.CONSUMER.CREATE.{stream}.>"),
+        ]);
+    }
+    let publish: Vec<&str> = publish.iter().map(String::as_str).collect();
+    service(&[&subtree(subjects::bus::SERVICE)], &publish, true)
+}
+
 /// `plantd.<module>.>`.
 fn subtree(module: &str) -> String {
     subjects::module_op(module, ">")
@@ -189,6 +213,22 @@ mod tests {
             "replies and drain fillers only"
         );
         assert_eq!(p.subscribe.allow, ["plantd.identity.>", "$SRV.>"]);
+    }
+
+    #[test]
+    fn the_bus_service_gets_its_streams_and_nothing_broader() {
+        let p = bus_service(&["control", "data"]);
+        assert_eq!(p.subscribe.allow, ["plantd.buses.>", "$SRV.>", "_INBOX.>"]);
+        for subject in &p.publish.allow {
+            assert!(
+                subject == "$JS.API.INFO"
+                    || subject == "plantd.buses.>"
+                    || subject.contains(".PLANTD_BUS_CONTROL")
+                    || subject.contains(".PLANTD_BUS_DATA"),
+                "{subject} is broader than the bus streams"
+            );
+        }
+        assert!(!p.publish.allow.iter().any(|s| s.starts_with("plantd.bus.")));
     }
 
     #[test]

@@ -7,11 +7,13 @@
 //! | role       | publish                                                            | subscribe      |
 //! |------------|--------------------------------------------------------------------|----------------|
 //! | `admin`    | `>` (no scope allowed)                                             | `>`            |
-//! | `operator` | `plantd.state.{get,set,delete,list,watch}.S[.>]`, `plantd.state.scope.{create,delete}.S[.>]`, `plantd.state.scope.list`, `plantd.bus.>`, `$SRV.>` | `plantd.bus.>`, `$PLANTD.watch.S.>` |
-//! | `viewer`   | `plantd.state.{get,list,watch}.S[.>]`, `$SRV.>`                    | `plantd.bus.>`, `$PLANTD.watch.S.>` |
+//! | `operator` | `plantd.state.{get,set,delete,list,watch}.S[.>]`, `plantd.state.scope.{create,delete}.S[.>]`, `plantd.state.scope.list`, `plantd.bus.*.S[.>]`, `plantd.buses.replay.*.S[.>]`, `plantd.buses.info`, `$SRV.>` | `plantd.bus.*.S[.>]`, `$PLANTD.watch.S.>`, `$PLANTD.replay.*.S.>` |
+//! | `viewer`   | `plantd.state.{get,list,watch}.S[.>]`, `plantd.buses.replay.*.S[.>]`, `plantd.buses.info`, `$SRV.>` | `plantd.bus.*.S[.>]`, `$PLANTD.watch.S.>`, `$PLANTD.replay.*.S.>` |
 //!
-//! With `S` empty, `operator` gets `plantd.state.>` and `viewer` `plantd.state.{get,list,watch}.>`
-//! (and both `$PLANTD.watch.>`).
+//! A bus topic starts with its scope (`plantd.bus.data.site1.oven.temp`), so the same binding
+//! scopes state and buses. With `S` empty, `operator` gets `plantd.state.>` and `viewer`
+//! `plantd.state.{get,list,watch}.>`, both `plantd.bus.>` (operators also publish there),
+//! `plantd.buses.replay.>`, `$PLANTD.watch.>` and `$PLANTD.replay.>`.
 //!
 //! **No JetStream API rights for people.** nats-server does not check a push consumer's
 //! deliver subject or deliver group against its creator's permissions, and answers every API
@@ -159,13 +161,33 @@ fn grant(b: &Binding, publish: &mut BTreeSet<String>, sub: &mut BTreeSet<String>
             }
         }
     }
-    let bus = subjects::module_op("bus", ">");
-    if b.role == Role::Operator {
-        publish.insert(bus.clone());
-    }
-    sub.insert(bus);
+    grant_buses(b, publish, sub);
     publish.insert(subjects::srv(">", None, None));
     sub.insert(subjects::state::watch_deliver_subtree(&b.scope));
+}
+
+/// Buses in the binding's scope: topics start with the scope, so `plantd.bus.<any bus>.S[.>]`
+/// is read by both roles and published by operators; both may ask the bus service for replays
+/// of `S` and hear them on `$PLANTD.replay.<bus>.S.<token>`, and ask for bus info.
+fn grant_buses(b: &Binding, publish: &mut BTreeSet<String>, sub: &mut BTreeSet<String>) {
+    use subjects::bus;
+    let traffic: Vec<String> = if b.scope.is_empty() {
+        vec![bus::every_bus()]
+    } else {
+        in_scope(|s| bus::topic("*", s), &b.scope).to_vec()
+    };
+    if b.role == Role::Operator {
+        publish.extend(traffic.iter().cloned());
+    }
+    sub.extend(traffic);
+    if b.scope.is_empty() {
+        publish.insert(bus::replay_all());
+        sub.insert(format!("{}.>", bus::REPLAY_DELIVER_PREFIX));
+    } else {
+        publish.extend(in_scope(|s| bus::replay("*", s), &b.scope));
+        sub.insert(bus::replay_deliver("*", &b.scope, ">"));
+    }
+    publish.insert(bus::info());
 }
 
 /// `make(S)` and `make(S.>)`.

@@ -22,10 +22,15 @@
 
 use std::{pin::Pin, time::Duration};
 
-use async_nats::{Client, HeaderMap, Subscriber};
+use async_nats::{Client, Subscriber};
 use futures::{Stream, StreamExt};
 use plantd_schemas::state::v1::{WatchRequest, WatchResponse};
-use plantd_shared::{call, codec::Encoding, subjects};
+use plantd_shared::{
+    call,
+    codec::Encoding,
+    delivery::{AckInfo, last_consumer_seq},
+    subjects,
+};
 
 use crate::kvkey;
 
@@ -279,41 +284,6 @@ enum Delivery {
     Gap,
 }
 
-/// The parts of a JetStream delivery's reply subject the watcher needs.
-#[derive(Debug, PartialEq, Eq)]
-struct AckInfo<'a> {
-    stream: &'a str,
-    consumer: &'a str,
-    stream_seq: u64,
-    consumer_seq: u64,
-}
-
-impl<'a> AckInfo<'a> {
-    /// `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>` (9 tokens), or
-    /// the form with domain and account hash after `$JS.ACK` (12 or more tokens).
-    fn parse(reply: &'a str) -> Option<AckInfo<'a>> {
-        let tokens: Vec<&str> = reply.split('.').collect();
-        if tokens.len() < 9 || tokens[0] != "$JS" || tokens[1] != "ACK" {
-            return None;
-        }
-        let at = if tokens.len() == 9 { 2 } else { 4 };
-        let t = tokens.get(at..at + 5)?;
-        Some(AckInfo {
-            stream: t[0],
-            consumer: t[1],
-            stream_seq: t[3].parse().ok()?,
-            consumer_seq: t[4].parse().ok()?,
-        })
-    }
-}
-
-/// `Nats-Last-Consumer` of an idle heartbeat.
-fn last_consumer_seq(headers: Option<&HeaderMap>) -> Option<u64> {
-    headers?
-        .get("Nats-Last-Consumer")
-        .and_then(|v| v.as_str().parse().ok())
-}
-
 /// The change a KV message records, or `None` for a subject outside the key encoding.
 fn change(message: &async_nats::Message, subject_prefix: &str, revision: u64) -> Option<Change> {
     let kv_key = message.subject.strip_prefix(subject_prefix)?;
@@ -339,35 +309,4 @@ fn change(message: &async_nats::Message, subject_prefix: &str, revision: u64) ->
         value,
         revision,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ack_subjects_of_both_forms_parse_and_others_do_not() {
-        assert_eq!(
-            AckInfo::parse("$JS.ACK.KV_b.w1.1.42.7.1700000000.0"),
-            Some(AckInfo {
-                stream: "KV_b",
-                consumer: "w1",
-                stream_seq: 42,
-                consumer_seq: 7
-            })
-        );
-        assert_eq!(
-            AckInfo::parse("$JS.ACK.hub.ACCHASH.KV_b.w1.1.42.7.1700000000.0.tok")
-                .map(|a| (a.stream, a.stream_seq)),
-            Some(("KV_b", 42))
-        );
-        for junk in [
-            "_INBOX_x.abc",
-            "$JS.ACK.KV_b.w1.1.x.7.1.0",
-            "$JS.ACK.short",
-            "plantd.state.set.site2",
-        ] {
-            assert_eq!(AckInfo::parse(junk), None, "{junk}");
-        }
-    }
 }

@@ -88,6 +88,8 @@ pub struct CredsFiles {
     pub state: PathBuf,
     /// identity service.
     pub identity: PathBuf,
+    /// bus service.
+    pub bus: PathBuf,
     /// The login-only user every `plant login` shares ([`crate::permissions::login_only`]).
     pub login: PathBuf,
 }
@@ -101,6 +103,7 @@ impl CredsFiles {
             echo: creds_path(auth_dir, "echo"),
             state: creds_path(auth_dir, subjects::state::SERVICE),
             identity: creds_path(auth_dir, subjects::identity::SERVICE),
+            bus: creds_path(auth_dir, subjects::bus::SERVICE),
             login: creds_path(auth_dir, permissions::LOGIN_USER),
         }
     }

@@ -57,6 +57,7 @@ fn init_writes_a_consistent_trust_chain() {
         (&creds.echo, &plantd),
         (&creds.state, &plantd),
         (&creds.identity, &plantd),
+        (&creds.bus, &plantd),
         (&creds.login, &plantd),
         (&creds.sys, &sys),
     ] {

@@ -80,8 +80,11 @@ fn operator_works_in_its_scope_subtree_only() {
     assert!(can_pub(&p, "plantd.state.scope.delete.site1"));
     assert!(!can_pub(&p, "plantd.state.scope.create.site2"));
     assert!(can_pub(&p, "plantd.state.scope.list"));
-    assert!(can_pub(&p, "plantd.bus.alarms.site1"));
-    assert!(can_sub(&p, "plantd.bus.>"));
+    assert!(can_pub(&p, "plantd.bus.control.site1.oven.setpoint"));
+    assert!(can_pub(&p, "plantd.bus.control.site1"));
+    assert!(!can_pub(&p, "plantd.bus.control.site2.oven.setpoint"));
+    assert!(can_sub(&p, "plantd.bus.data.site1.>"));
+    assert!(!can_sub(&p, "plantd.bus.>"), "only its scope");
     assert!(can_pub(&p, "$SRV.PING"));
     assert!(
         !can_sub(&p, "$SRV.>"),
@@ -113,8 +116,38 @@ fn viewer_reads_and_watches_but_never_writes() {
     assert!(!can_pub(&p, "plantd.state.delete.site1"));
     assert!(!can_pub(&p, "plantd.state.scope.create.site1"));
     assert!(!can_pub(&p, "plantd.state.get.site2"));
-    assert!(!can_pub(&p, "plantd.bus.alarms"), "viewers only listen");
-    assert!(can_sub(&p, "plantd.bus.alarms"));
+    assert!(
+        !can_pub(&p, "plantd.bus.control.site1.x"),
+        "viewers only listen"
+    );
+    assert!(can_sub(&p, "plantd.bus.data.site1.oven.temp"));
+    assert!(can_sub(&p, "plantd.bus.*.site1.>"));
+    assert!(!can_sub(&p, "plantd.bus.data.site2.oven.temp"));
+    assert!(!can_sub(&p, "plantd.bus.data.>"));
+}
+
+#[test]
+fn replays_are_asked_of_the_bus_service_and_delivered_only_to_readers() {
+    let p = perms(&[("viewer", "site1")]);
+    assert!(can_pub(&p, "plantd.buses.replay.data.site1"));
+    assert!(can_pub(&p, "plantd.buses.replay.data.site1.line2"));
+    assert!(!can_pub(&p, "plantd.buses.replay.data.site2"));
+    assert!(can_pub(&p, "plantd.buses.info"));
+    assert!(can_sub(&p, "$PLANTD.replay.data.site1.tok"));
+    assert!(!can_sub(&p, "$PLANTD.replay.data.site2.tok"));
+    assert!(!can_pub(&p, "$PLANTD.replay.data.site1.tok"));
+    for subject in [
+        "$JS.API.CONSUMER.CREATE.PLANTD_BUS_DATA",
+        "$JS.API.STREAM.INFO.PLANTD_BUS_DATA",
+        "$JS.API.DIRECT.GET.PLANTD_BUS_DATA",
+    ] {
+        assert!(!can_pub(&p, subject), "{subject}");
+    }
+    let everywhere = perms(&[("operator", "")]);
+    assert!(can_pub(&everywhere, "plantd.bus.control.any.where"));
+    assert!(can_sub(&everywhere, "plantd.bus.>"));
+    assert!(can_pub(&everywhere, "plantd.buses.replay.event.x"));
+    assert!(can_sub(&everywhere, "$PLANTD.replay.event.x.tok"));
 }
 
 #[test]
@@ -176,7 +209,11 @@ fn bindings_union() {
     assert!(can_pub(&p, "plantd.state.get.site1"));
     assert!(!can_pub(&p, "plantd.state.set.site1"));
     assert!(can_pub(&p, "plantd.state.set.site2.x"));
-    assert!(can_pub(&p, "plantd.bus.x"), "from the operator binding");
+    assert!(
+        can_pub(&p, "plantd.bus.control.site2.x"),
+        "from the operator binding"
+    );
+    assert!(!can_pub(&p, "plantd.bus.control.site1.x"));
     let unique: BTreeSet<_> = p.publish.allow.iter().collect();
     assert_eq!(unique.len(), p.publish.allow.len(), "no duplicates");
 }

@@ -20,7 +20,7 @@ use std::time::Duration;
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, ReplayPolicy, push};
 use plantd_schemas::state::v1::{WatchRequest, WatchResponse};
 use plantd_shared::{
-    ErrorCode, ServiceError,
+    ErrorCode, ServiceError, delivery,
     micro::RequestContext,
     subjects::{self, state::KEY_OP_PREFIX_TOKENS},
 };
@@ -34,9 +34,6 @@ pub const HEARTBEAT: Duration = Duration::from_secs(2);
 /// A watch consumer nobody listens to is deleted after this.
 pub const INACTIVE: Duration = Duration::from_secs(30);
 
-/// Longest token.
-const MAX_TOKEN: usize = 64;
-
 /// `plantd.state.watch.<scope>`.
 pub async fn watch(
     app: &StateApp,
@@ -45,7 +42,7 @@ pub async fn watch(
 ) -> Result<WatchResponse, ServiceError> {
     let scope = StateApp::scope_of(&ctx, KEY_OP_PREFIX_TOKENS)?;
     crate::validate::scope(&scope).map_err(|e| convert::store(e.into()))?;
-    check_token(&req.token)?;
+    delivery::check_token(&req.token)?;
     let kv = &app.kv;
     let stream_name = format!("KV_{}", kv.bucket);
     let unavailable = |what: &str, e: &dyn std::fmt::Display| {
@@ -111,37 +108,4 @@ pub async fn watch(
         last_revision,
         heartbeat_secs: u32::try_from(HEARTBEAT.as_secs()).unwrap_or(u32::MAX),
     })
-}
-
-/// A token is one subject token: `[A-Za-z0-9_-]{1,64}`.
-fn check_token(token: &str) -> Result<(), ServiceError> {
-    let valid = !token.is_empty()
-        && token.len() <= MAX_TOKEN
-        && token
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if valid {
-        Ok(())
-    } else {
-        Err(ServiceError::invalid_field(
-            "token",
-            format!("use 1 to {MAX_TOKEN} letters, digits, '-' or '_' (one subject token)"),
-        ))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tokens_are_one_subject_token() {
-        for good in ["a", "w_1-x", &"z".repeat(64)] {
-            assert!(check_token(good).is_ok(), "{good}");
-        }
-        for bad in ["", "a.b", "a b", "*", ">", "a>", &"z".repeat(65), "é"] {
-            let err = check_token(bad).unwrap_err();
-            assert_eq!(err.field.as_deref(), Some("token"), "{bad}");
-        }
-    }
 }

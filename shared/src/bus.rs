@@ -1,0 +1,478 @@
+//! Buses for modules, tools and tests: publish, listen live, replay what a bus captured.
+//!
+//! A bus is a subject tree `plantd.bus.<bus>.<topic>` whose first topic tokens are a scope
+//! (`plantd.bus.data.site1.line2.oven.temp`), so the permissions that scope state also scope
+//! buses. Every bus is captured by its own JetStream stream (the bus service creates it from
+//! config), so telemetry flooding `data` never queues behind or in front of `control`.
+//!
+//! * [`publish`] is a core publish: the fastest path, at most once to live listeners, stored
+//!   by the capture stream if the server is up. [`publish_acked`] waits for the capture
+//!   stream's ack and returns the message's sequence: what a command or an event that must not
+//!   vanish uses.
+//! * [`subscribe`] listens live (core NATS; no history).
+//! * [`replay`] reads what the capture stream kept, in order and bounded: it ends at the last
+//!   message stored when the replay began. People may not create consumers (docs/identity.md),
+//!   so the bus service creates one for the caller and the server delivers it to a subject only
+//!   readers of the scope may subscribe to; this side checks every delivery as an ordered
+//!   consumer would ([`crate::delivery`]) and, after a lost delivery or a lost consumer, asks
+//!   for a new one after the last message it yielded, so nothing is skipped or repeated.
+
+use std::{pin::Pin, time::Duration};
+
+use async_nats::{Client, HeaderMap, Subscriber};
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use plantd_schemas::{
+    bus::v1::{ReplayRequest, ReplayResponse},
+    wkt::Timestamp,
+};
+use time::OffsetDateTime;
+
+use crate::{
+    call,
+    codec::Encoding,
+    delivery::{AckInfo, last_consumer_seq},
+    subjects::{self, bus},
+};
+
+/// A bus operation that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    /// A bus name, topic or filter that cannot be used.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// The offending input (`bus`, `topic`, `filter`, `scope`).
+        field: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// NATS refused or failed the operation.
+    #[error("{0}")]
+    Nats(String),
+    /// The bus service refused or could not be reached.
+    #[error(transparent)]
+    Call(#[from] call::CallError),
+}
+
+impl BusError {
+    fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        BusError::Invalid {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+/// One message on a bus.
+#[derive(Debug, Clone)]
+pub struct BusMessage {
+    /// The bus.
+    pub bus: String,
+    /// The topic (scope first).
+    pub topic: String,
+    /// Payload as published.
+    pub payload: Bytes,
+    /// Headers as published.
+    pub headers: Option<HeaderMap>,
+    /// Stream sequence in the capture stream (replays only).
+    pub seq: Option<u64>,
+    /// When the capture stream stored it (replays only).
+    pub time: Option<OffsetDateTime>,
+}
+
+/// Checks a topic to publish on: a scope-like subject (tokens, no wildcards).
+pub fn check_topic(topic: &str) -> Result<(), BusError> {
+    subjects::validate_scope(topic).map_err(|e| BusError::invalid("topic", e.to_string()))
+}
+
+/// Checks a topic filter: tokens, `*` for one token, `>` as the last token only.
+pub fn check_filter(filter: &str) -> Result<(), BusError> {
+    let tokens: Vec<&str> = filter.split('.').collect();
+    for (i, token) in tokens.iter().enumerate() {
+        let ok = match *token {
+            "*" => true,
+            ">" => i + 1 == tokens.len(),
+            t => subjects::validate_scope(t).is_ok(),
+        };
+        if !ok {
+            return Err(BusError::invalid(
+                "filter",
+                format!(
+                    "{filter:?}: use tokens separated by '.', '*' for any one token and '>' only last"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_bus(name: &str) -> Result<(), BusError> {
+    bus::validate_name(name).map_err(|m| BusError::invalid("bus", m))
+}
+
+/// Publishes `payload` on `bus`/`topic` (core NATS: at most once, not acknowledged).
+pub async fn publish(
+    client: &Client,
+    bus_name: &str,
+    topic: &str,
+    headers: Option<HeaderMap>,
+    payload: Bytes,
+) -> Result<(), BusError> {
+    check_bus(bus_name)?;
+    check_topic(topic)?;
+    let subject = bus::topic(bus_name, topic);
+    let sent = match headers {
+        Some(h) => client.publish_with_headers(subject, h, payload).await,
+        None => client.publish(subject, payload).await,
+    };
+    sent.map_err(|e| BusError::Nats(format!("cannot publish on {bus_name}: {e}")))
+}
+
+/// Publishes and waits for the capture stream's ack; returns the message's stream sequence.
+/// A bus without a capture stream (no bus service has created it) fails with "no stream".
+pub async fn publish_acked(
+    client: &Client,
+    bus_name: &str,
+    topic: &str,
+    headers: Option<HeaderMap>,
+    payload: Bytes,
+) -> Result<u64, BusError> {
+    check_bus(bus_name)?;
+    check_topic(topic)?;
+    let js = async_nats::jetstream::new(client.clone());
+    let subject = bus::topic(bus_name, topic);
+    let ack = match headers {
+        Some(h) => js.publish_with_headers(subject, h, payload).await,
+        None => js.publish(subject, payload).await,
+    }
+    .map_err(|e| BusError::Nats(format!("cannot publish on {bus_name}: {e}")))?
+    .await
+    .map_err(|e| BusError::Nats(format!("bus {bus_name} did not store the message: {e}")))?;
+    Ok(ack.sequence)
+}
+
+/// Listens live to `bus` for topics matching `filter` (`site1.>`, `*.oven.temp`).
+pub async fn subscribe(
+    client: &Client,
+    bus_name: &str,
+    filter: &str,
+) -> Result<impl Stream<Item = BusMessage> + use<>, BusError> {
+    check_bus(bus_name)?;
+    check_filter(filter)?;
+    let sub = client
+        .subscribe(bus::topic(bus_name, filter))
+        .await
+        .map_err(|e| BusError::Nats(format!("cannot listen to {bus_name}: {e}")))?;
+    let name = bus_name.to_string();
+    Ok(sub.filter_map(move |m| {
+        let topic = subjects::tail(&m.subject, bus::TOPIC_PREFIX_TOKENS).map(str::to_string);
+        let message = topic.map(|topic| BusMessage {
+            bus: name.clone(),
+            topic,
+            payload: m.payload,
+            headers: m.headers,
+            seq: None,
+            time: None,
+        });
+        std::future::ready(message)
+    }))
+}
+
+/// Where a replay starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayFrom {
+    /// The oldest message the stream kept.
+    Oldest,
+    /// This stream sequence.
+    Seq(u64),
+    /// The first message stored at or after this time.
+    Time(OffsetDateTime),
+}
+
+/// Where a replay stops early (it always stops at the last message stored when it began).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayUntil {
+    /// After this stream sequence.
+    Seq(u64),
+    /// After this time.
+    Time(OffsetDateTime),
+}
+
+/// How fast a replay delivers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReplayRate {
+    /// As fast as possible.
+    #[default]
+    Max,
+    /// At the pace the messages were stored.
+    Original,
+}
+
+/// What to replay.
+#[derive(Debug, Clone)]
+pub struct ReplaySpec {
+    /// The scope (first topic tokens) to replay.
+    pub scope: String,
+    /// Topic filter below the scope; empty = everything in the scope.
+    pub topic: String,
+    /// Start.
+    pub from: ReplayFrom,
+    /// Optional early end.
+    pub until: Option<ReplayUntil>,
+    /// Pace.
+    pub rate: ReplayRate,
+}
+
+/// How long to wait for the bus service.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Heartbeats missed before the replay asks for a new consumer.
+const MISSED_HEARTBEATS: u32 = 3;
+
+/// New consumers a replay asks for (after lost deliveries) before it gives up.
+const MAX_REOPENS: u32 = 5;
+
+/// Replays what `bus` captured under `spec.scope`, in stream order, ending at the last message
+/// stored when the replay began (or earlier, at `spec.until`). Fails at once when the bus
+/// service is not there or refuses (unknown bus, no right to read the scope).
+pub async fn replay(
+    client: &Client,
+    bus_name: &str,
+    spec: ReplaySpec,
+) -> Result<impl Stream<Item = Result<BusMessage, BusError>> + use<>, BusError> {
+    check_bus(bus_name)?;
+    subjects::validate_scope(&spec.scope).map_err(|e| BusError::invalid("scope", e.to_string()))?;
+    if !spec.topic.is_empty() {
+        check_filter(&spec.topic)?;
+    }
+    let mut replay = Replay {
+        client: client.clone(),
+        bus: bus_name.to_string(),
+        stream: bus::stream(bus_name),
+        spec,
+        current: None,
+        end_seq: None,
+        last_yielded: None,
+        reopens: 0,
+        done: false,
+    };
+    replay.open().await?;
+    Ok(futures::stream::unfold(replay, |mut r| async move {
+        let item = r.next().await?;
+        Some((item, r))
+    }))
+}
+
+/// One consumer the replay listens to.
+struct Current {
+    sub: Pin<Box<Subscriber>>,
+    consumer: String,
+    next_cseq: u64,
+    /// Deliveries still expected from this consumer.
+    pending: u64,
+    heartbeat: Duration,
+}
+
+struct Replay {
+    client: Client,
+    bus: String,
+    stream: String,
+    spec: ReplaySpec,
+    current: Option<Current>,
+    /// The stream's last sequence when the replay began: it ends there.
+    end_seq: Option<u64>,
+    last_yielded: Option<u64>,
+    reopens: u32,
+    done: bool,
+}
+
+impl Replay {
+    /// Subscribes a new deliver subject and asks the bus service for a consumer on it, from
+    /// the message after the last one yielded (or the spec's start).
+    async fn open(&mut self) -> Result<(), BusError> {
+        self.current = None;
+        let token = nuid::next().to_string();
+        let deliver = bus::replay_deliver(&self.bus, &self.spec.scope, &token);
+        let sub = self
+            .client
+            .subscribe(deliver)
+            .await
+            .map_err(|e| BusError::Nats(format!("cannot subscribe to the replay: {e}")))?;
+        let (from_seq, since) = match (self.last_yielded, self.spec.from) {
+            (Some(last), _) => (last + 1, None),
+            (None, ReplayFrom::Oldest) => (0, None),
+            (None, ReplayFrom::Seq(seq)) => (seq.max(1), None),
+            (None, ReplayFrom::Time(t)) => (0, Some(timestamp(t))),
+        };
+        let request = ReplayRequest {
+            token,
+            topic: self.spec.topic.clone(),
+            from_seq,
+            since,
+            rate: match self.spec.rate {
+                ReplayRate::Max => "max".into(),
+                ReplayRate::Original => "1x".into(),
+            },
+        };
+        let reply: ReplayResponse = call::request(
+            &self.client,
+            &bus::replay(&self.bus, &self.spec.scope),
+            &request,
+            Encoding::Protobuf,
+            REQUEST_TIMEOUT,
+        )
+        .await?;
+        let end = *self.end_seq.get_or_insert(reply.last_seq);
+        if reply.pending == 0 || from_seq > end {
+            self.done = true;
+        }
+        self.current = Some(Current {
+            sub: Box::pin(sub),
+            consumer: reply.consumer,
+            next_cseq: 1,
+            pending: reply.pending,
+            heartbeat: Duration::from_secs(u64::from(reply.heartbeat_secs.max(1))),
+        });
+        Ok(())
+    }
+
+    async fn reopen(&mut self, why: &str) -> Result<(), BusError> {
+        self.reopens += 1;
+        if self.reopens > MAX_REOPENS {
+            self.done = true;
+            return Err(BusError::Nats(format!(
+                "replay of {} stopped after {MAX_REOPENS} restarts: {why}",
+                self.bus
+            )));
+        }
+        tracing::debug!(bus = %self.bus, why, "replay asks for a new consumer");
+        self.open().await
+    }
+
+    async fn next(&mut self) -> Option<Result<BusMessage, BusError>> {
+        loop {
+            if self.done {
+                return None;
+            }
+            let Some(current) = self.current.as_mut() else {
+                if let Err(e) = self.reopen("lost the consumer").await {
+                    return Some(Err(e));
+                }
+                continue;
+            };
+            let patience = current.heartbeat * MISSED_HEARTBEATS;
+            let message = match tokio::time::timeout(patience, current.sub.next()).await {
+                Err(_) => {
+                    self.current = None; // heartbeats missed: the consumer is gone
+                    continue;
+                }
+                Ok(None) => return None,
+                Ok(Some(message)) => message,
+            };
+            match self.accept(message) {
+                Delivery::Message(m) => return Some(Ok(*m)),
+                Delivery::Skip => {}
+                Delivery::Gap => self.current = None,
+            }
+        }
+    }
+
+    fn accept(&mut self, message: async_nats::Message) -> Delivery {
+        let Some(current) = self.current.as_mut() else {
+            return Delivery::Skip;
+        };
+        if message.status.is_some() {
+            return match last_consumer_seq(message.headers.as_ref()) {
+                Some(last) if last >= current.next_cseq => Delivery::Gap,
+                _ => Delivery::Skip,
+            };
+        }
+        let Some(ack) = message.reply.as_deref().and_then(AckInfo::parse) else {
+            return Delivery::Skip;
+        };
+        if ack.stream != self.stream || ack.consumer != current.consumer {
+            return Delivery::Skip;
+        }
+        if ack.consumer_seq != current.next_cseq {
+            return Delivery::Gap;
+        }
+        current.next_cseq += 1;
+        current.pending = current.pending.saturating_sub(1);
+        let end = self.end_seq.unwrap_or(u64::MAX);
+        let time = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ack.timestamp_nanos)).ok();
+        let past_until = match self.spec.until {
+            Some(ReplayUntil::Seq(s)) => ack.stream_seq > s,
+            Some(ReplayUntil::Time(t)) => time.is_some_and(|at| at > t),
+            None => false,
+        };
+        if ack.stream_seq > end || past_until {
+            self.done = true;
+            return Delivery::Skip;
+        }
+        if current.pending == 0 || ack.stream_seq == end {
+            self.done = true;
+        }
+        if self.last_yielded.is_some_and(|l| ack.stream_seq <= l) {
+            return Delivery::Skip;
+        }
+        self.last_yielded = Some(ack.stream_seq);
+        let Some(topic) = subjects::tail(&message.subject, bus::TOPIC_PREFIX_TOKENS) else {
+            return Delivery::Skip;
+        };
+        Delivery::Message(Box::new(BusMessage {
+            bus: self.bus.clone(),
+            topic: topic.to_string(),
+            payload: message.payload,
+            headers: message.headers,
+            seq: Some(ack.stream_seq),
+            time,
+        }))
+    }
+}
+
+enum Delivery {
+    Message(Box<BusMessage>),
+    Skip,
+    Gap,
+}
+
+fn timestamp(t: OffsetDateTime) -> Timestamp {
+    Timestamp {
+        seconds: t.unix_timestamp(),
+        nanos: i32::try_from(t.nanosecond()).unwrap_or(0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topics_are_scopes_and_filters_allow_wildcards_in_their_place() {
+        assert!(check_topic("site1.oven.temp").is_ok());
+        for bad in ["", "a..b", "a.*", "a.>", "a b"] {
+            assert!(
+                matches!(
+                    check_topic(bad),
+                    Err(BusError::Invalid { field: "topic", .. })
+                ),
+                "{bad}"
+            );
+        }
+        for good in ["site1", "site1.>", "*.oven.temp", ">", "a.*.c"] {
+            assert!(check_filter(good).is_ok(), "{good}");
+        }
+        for bad in ["", "a.>.b", "a..b", "a b", "a.b*"] {
+            assert!(
+                matches!(
+                    check_filter(bad),
+                    Err(BusError::Invalid {
+                        field: "filter",
+                        ..
+                    })
+                ),
+                "{bad}"
+            );
+        }
+    }
+}
