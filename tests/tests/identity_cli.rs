@@ -33,7 +33,9 @@ async fn admin_init_writes_once_refuses_to_overwrite_and_never_prints_seeds() ->
     println!("plant admin init:\n{}", run.stdout);
     assert_eq!(run.code, 0, "{run}");
     let auth = data.join("auth");
-    for name in ["admin", "echo", "state", "identity", "login", "sys"] {
+    for name in [
+        "admin", "echo", "state", "buses", "identity", "login", "sys",
+    ] {
         let creds = auth.join("creds").join(format!("{name}.creds"));
         assert!(
             run.stdout.contains(&creds.display().to_string()),
