@@ -31,7 +31,7 @@ use time::OffsetDateTime;
 use crate::{
     call,
     codec::Encoding,
-    delivery::{AckInfo, last_consumer_seq},
+    delivery::{self, Checked},
     subjects::{self, bus},
 };
 
@@ -381,41 +381,38 @@ impl Replay {
         let Some(current) = self.current.as_mut() else {
             return Delivery::Skip;
         };
-        if message.status.is_some() {
-            return match last_consumer_seq(message.headers.as_ref()) {
-                Some(last) if last >= current.next_cseq => Delivery::Gap,
-                _ => Delivery::Skip,
-            };
-        }
-        let Some(ack) = message.reply.as_deref().and_then(AckInfo::parse) else {
-            return Delivery::Skip;
+        let (stream_seq, timestamp_nanos) = match delivery::check(
+            &message,
+            &self.stream,
+            &current.consumer,
+            &mut current.next_cseq,
+        ) {
+            Checked::Next {
+                stream_seq,
+                timestamp_nanos,
+            } => (stream_seq, timestamp_nanos),
+            Checked::Skip => return Delivery::Skip,
+            Checked::Gap => return Delivery::Gap,
         };
-        if ack.stream != self.stream || ack.consumer != current.consumer {
-            return Delivery::Skip;
-        }
-        if ack.consumer_seq != current.next_cseq {
-            return Delivery::Gap;
-        }
-        current.next_cseq += 1;
         current.pending = current.pending.saturating_sub(1);
         let end = self.end_seq.unwrap_or(u64::MAX);
-        let time = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ack.timestamp_nanos)).ok();
+        let time = OffsetDateTime::from_unix_timestamp_nanos(i128::from(timestamp_nanos)).ok();
         let past_until = match self.spec.until {
-            Some(ReplayUntil::Seq(s)) => ack.stream_seq > s,
+            Some(ReplayUntil::Seq(s)) => stream_seq > s,
             Some(ReplayUntil::Time(t)) => time.is_some_and(|at| at > t),
             None => false,
         };
-        if ack.stream_seq > end || past_until {
+        if stream_seq > end || past_until {
             self.done = true;
             return Delivery::Skip;
         }
-        if current.pending == 0 || ack.stream_seq == end {
+        if current.pending == 0 || stream_seq == end {
             self.done = true;
         }
-        if self.last_yielded.is_some_and(|l| ack.stream_seq <= l) {
+        if self.last_yielded.is_some_and(|l| stream_seq <= l) {
             return Delivery::Skip;
         }
-        self.last_yielded = Some(ack.stream_seq);
+        self.last_yielded = Some(stream_seq);
         let Some(topic) = subjects::tail(&message.subject, bus::TOPIC_PREFIX_TOKENS) else {
             return Delivery::Skip;
         };
@@ -424,7 +421,7 @@ impl Replay {
             topic: topic.to_string(),
             payload: message.payload,
             headers: message.headers,
-            seq: Some(ack.stream_seq),
+            seq: Some(stream_seq),
             time,
         }))
     }

@@ -48,6 +48,54 @@ impl<'a> AckInfo<'a> {
     }
 }
 
+/// What one message on a deliver subject is, for the consumer being followed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checked {
+    /// The next delivery, in order: its stream sequence and store time (unix ns).
+    Next {
+        /// Stream sequence.
+        stream_seq: u64,
+        /// Store time, unix nanoseconds.
+        timestamp_nanos: i64,
+    },
+    /// Nothing for us: a heartbeat in order, another consumer's message, not a delivery.
+    Skip,
+    /// A delivery was lost (a consumer sequence skipped, or a heartbeat says more was sent):
+    /// ask for a new consumer.
+    Gap,
+}
+
+/// Checks `message` against the followed consumer (`stream`, `consumer`) and the consumer
+/// sequence it must carry (`next_cseq`, advanced on [`Checked::Next`]).
+pub fn check(
+    message: &async_nats::Message,
+    stream: &str,
+    consumer: &str,
+    next_cseq: &mut u64,
+) -> Checked {
+    if message.status.is_some() {
+        // An idle heartbeat: it says which consumer sequence was sent last.
+        return match last_consumer_seq(message.headers.as_ref()) {
+            Some(last) if last >= *next_cseq => Checked::Gap,
+            _ => Checked::Skip,
+        };
+    }
+    let Some(ack) = message.reply.as_deref().and_then(AckInfo::parse) else {
+        return Checked::Skip; // not a delivery of any consumer
+    };
+    if ack.stream != stream || ack.consumer != consumer {
+        return Checked::Skip;
+    }
+    if ack.consumer_seq != *next_cseq {
+        return Checked::Gap;
+    }
+    *next_cseq += 1;
+    Checked::Next {
+        stream_seq: ack.stream_seq,
+        timestamp_nanos: ack.timestamp_nanos,
+    }
+}
+
 /// Longest delivery token.
 pub const MAX_TOKEN: usize = 64;
 

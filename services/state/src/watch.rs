@@ -28,7 +28,7 @@ use plantd_schemas::state::v1::{WatchRequest, WatchResponse};
 use plantd_shared::{
     call,
     codec::Encoding,
-    delivery::{AckInfo, last_consumer_seq},
+    delivery::{self, Checked},
     subjects,
 };
 
@@ -242,28 +242,21 @@ impl Follower {
         let Some(current) = self.current.as_mut() else {
             return Delivery::Skip;
         };
-        if message.status.is_some() {
-            // An idle heartbeat: it says which consumer sequence was sent last.
-            return match last_consumer_seq(message.headers.as_ref()) {
-                Some(last) if last >= current.next_cseq => Delivery::Gap,
-                _ => Delivery::Skip,
-            };
-        }
-        let Some(ack) = message.reply.as_deref().and_then(AckInfo::parse) else {
-            return Delivery::Skip; // not a delivery of any consumer
+        let stream_seq = match delivery::check(
+            &message,
+            &self.stream,
+            &current.consumer,
+            &mut current.next_cseq,
+        ) {
+            Checked::Next { stream_seq, .. } => stream_seq,
+            Checked::Skip => return Delivery::Skip,
+            Checked::Gap => return Delivery::Gap,
         };
-        if ack.stream != self.stream || ack.consumer != current.consumer {
+        if stream_seq <= self.floor {
             return Delivery::Skip;
         }
-        if ack.consumer_seq != current.next_cseq {
-            return Delivery::Gap;
-        }
-        current.next_cseq += 1;
-        if ack.stream_seq <= self.floor {
-            return Delivery::Skip;
-        }
-        self.floor = ack.stream_seq;
-        match change(&message, &self.subject_prefix, ack.stream_seq) {
+        self.floor = stream_seq;
+        match change(&message, &self.subject_prefix, stream_seq) {
             Some(c) if c.key.starts_with(&self.spec.prefix) => Delivery::Change(c),
             _ => Delivery::Skip,
         }
