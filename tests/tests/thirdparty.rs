@@ -1,32 +1,42 @@
-//! plantd interoperates with a NATS client that is not ours: `tests/python/thirdparty_test.py`
-//! uses only nats-py (and `jsonschema`) against a real nats-server running echo and state, and
-//! must find discovery replies valid against the micro v1 schemas, echo answering plain JSON
-//! requests (and bad ones with the ADR-32 error reply), and a state `set` visible in a watch of
-//! the `plantd-state` KV bucket made with nats-py's own KV API. This test starts the processes
-//! and runs the script; the checks and their output are the script's.
+//! plantd interoperates with a NATS client that is not ours. Each test starts a real
+//! nats-server and the services a script needs, then runs the script, which uses only nats-py
+//! (and `jsonschema`); the checks and their output are the script's.
+//!
+//! * `tests/python/thirdparty_test.py`, against echo and state, must find discovery replies
+//!   valid against the micro v1 schemas, echo answering plain JSON requests (and bad ones with
+//!   the ADR-32 error reply), and a state `set` visible in a watch of the `plantd-state` KV
+//!   bucket made with nats-py's own KV API.
+//! * `tests/python/bus_test.py`, against the bus service, publishes on the `data` bus with
+//!   nats-py's JetStream publish, replays it through `plantd.buses.replay.data.site1` with a
+//!   plain JSON request (all of it, then from a sequence), reading the push deliveries itself,
+//!   and gets bad replay requests refused with the field named.
 
 mod foundation;
 
 use std::path::Path;
 use std::time::Duration;
 
-use foundation::{spawn_echo, spawn_state, wait_for_instances};
+use foundation::{spawn_echo, spawn_service, spawn_state, wait_for_instances};
 use plantd_tests::{ChildProcess, NatsServer};
 
 /// The script exits with this when a Python module (nats-py, jsonschema) is missing.
 const MISSING_DEPENDENCY: i32 = 3;
 
-#[tokio::test]
-async fn nats_py_client_sees_the_wire_contract() -> anyhow::Result<()> {
-    let server = NatsServer::start().await?;
-    let client = server.client().await;
-    let data = tempfile::tempdir()?;
-    let mut echo = spawn_echo(&server, &[])?;
-    let mut state = spawn_state(&server, data.path())?;
-    wait_for_instances(&client, "echo", 1, &mut [&mut echo]).await?;
-    wait_for_instances(&client, "state", 1, &mut [&mut state]).await?;
+/// How long a script may run.
+const SCRIPT_DEADLINE: Duration = Duration::from_secs(60);
 
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/thirdparty_test.py");
+/// Runs `tests/python/<script> --server <url>` and asserts it passed: exit 0 and `passed` in
+/// its stdout, which is printed. `services` are the processes under test, whose stderr is shown
+/// when the script fails.
+async fn run_script(
+    script: &str,
+    server: &NatsServer,
+    passed: &str,
+    services: &[&ChildProcess],
+) -> anyhow::Result<()> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("python")
+        .join(script);
     let shown = script.display().to_string();
     let mut python = ChildProcess::spawn(
         "python3",
@@ -40,22 +50,56 @@ async fn nats_py_client_sees_the_wire_contract() -> anyhow::Result<()> {
     .map_err(|err| {
         err.context("cannot run python3: install Python 3, then run `bash deploy/install-deps.sh`")
     })?;
-    let status = python.wait_with_deadline(Duration::from_secs(60)).await;
+    let status = python.wait_with_deadline(SCRIPT_DEADLINE).await;
     let (stdout, stderr) = (python.stdout(), python.stderr());
     println!("--- {shown} stdout ---\n{stdout}");
     if !stderr.is_empty() {
         println!("--- stderr ---\n{stderr}");
     }
-    let status = status.ok_or_else(|| anyhow::anyhow!("the script did not finish within 60 s"))?;
+    let status = status.ok_or_else(|| {
+        anyhow::anyhow!(
+            "{shown} did not finish within {} s",
+            SCRIPT_DEADLINE.as_secs()
+        )
+    })?;
     assert!(
         status.code() != Some(MISSING_DEPENDENCY) && !stderr.contains("No module named"),
         "a Python dependency is missing: run `bash deploy/install-deps.sh` ({stderr})"
     );
+    let services_stderr: Vec<String> = services.iter().map(|s| s.stderr()).collect();
     assert!(
         status.success(),
-        "third-party checks failed ({status}):\n{stdout}\n{stderr}\n--- state stderr ---\n{}",
-        state.stderr()
+        "{shown} failed ({status}):\n{stdout}\n{stderr}\n--- services' stderr ---\n{}",
+        services_stderr.join("\n---\n")
     );
-    assert!(stdout.contains("all third-party checks passed"), "{stdout}");
+    assert!(stdout.contains(passed), "{stdout}");
     Ok(())
+}
+
+#[tokio::test]
+async fn nats_py_client_sees_the_wire_contract() -> anyhow::Result<()> {
+    let server = NatsServer::start().await?;
+    let client = server.client().await;
+    let data = tempfile::tempdir()?;
+    let mut echo = spawn_echo(&server, &[])?;
+    let mut state = spawn_state(&server, data.path())?;
+    wait_for_instances(&client, "echo", 1, &mut [&mut echo]).await?;
+    wait_for_instances(&client, "state", 1, &mut [&mut state]).await?;
+    run_script(
+        "thirdparty_test.py",
+        &server,
+        "all third-party checks passed",
+        &[&state],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn nats_py_client_publishes_on_a_bus_and_replays_it() -> anyhow::Result<()> {
+    let server = NatsServer::start().await?;
+    let client = server.client().await;
+    let mut buses = spawn_service("plantd-bus", &server.url(), &[])?;
+    // The service answers PING only once it has created the capture streams.
+    wait_for_instances(&client, "buses", 1, &mut [&mut buses]).await?;
+    run_script("bus_test.py", &server, "all bus checks passed", &[&buses]).await
 }
