@@ -4,7 +4,7 @@
 //! configuration ([`config`]), the NATS connection with its events and creds ([`connection`],
 //! [`creds`]), the request/reply runtime that speaks NATS micro (ADR-32) with plantd's error and
 //! encoding contract ([`micro`], [`codec`], [`error`]), health ([`health`]), logging
-//! ([`telemetry`]), graceful shutdown ([`shutdown`]), subject names ([`subjects`]) and one owner per data dir
+//! ([`telemetry`]), buses and pipelines ([`bus`], [`pipe`]), graceful shutdown ([`shutdown`]), subject names ([`subjects`]) and one owner per data dir
 //! ([`data_dir_lock`]).
 #![forbid(unsafe_code)]
 
@@ -20,6 +20,7 @@ pub mod error;
 pub mod health;
 pub mod micro;
 pub mod nats_server;
+pub mod pipe;
 pub mod process;
 pub mod process_control;
 pub mod shutdown;

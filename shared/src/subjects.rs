@@ -250,6 +250,86 @@ pub mod bus {
     }
 }
 
+/// Pipelines: work queues with dead letters (docs/pipelines.md). All pipes share one
+/// work-queue stream with one durable consumer per pipe, so the bus service's creds name a
+/// fixed set of streams whatever pipes the config defines.
+pub mod pipe {
+    use super::{ROOT, bus::SERVICE};
+
+    /// Second token of items pushed on a pipe: `plantd.pipe.<pipe>`.
+    pub const ITEMS: &str = "pipe";
+
+    /// Second token of dead letters: `plantd.dlq.<pipe>`.
+    pub const DEAD_LETTERS: &str = "dlq";
+
+    /// The work-queue stream holding every pipe's items.
+    pub const STREAM: &str = "PLANTD_PIPES";
+
+    /// The stream keeping dead letters: the failed item and why.
+    pub const DLQ_STREAM: &str = "PLANTD_PIPES_DLQ";
+
+    /// The stream capturing the server's max-deliveries advisories of [`STREAM`], so a dead
+    /// letter is not lost when the bus service is down at the moment an item gives out.
+    pub const ADVISORY_STREAM: &str = "PLANTD_PIPES_ADVISORIES";
+
+    /// The bus service's durable consumer of [`ADVISORY_STREAM`].
+    pub const ADVISORY_CONSUMER: &str = "dead-letterer";
+
+    /// `plantd.pipe.<pipe>`: where items are pushed (and the filter of the pipe's consumer).
+    pub fn items(pipe: &str) -> String {
+        [ROOT, ITEMS, pipe].join(".")
+    }
+
+    /// `plantd.pipe.>`: every pipe.
+    pub fn every_pipe() -> String {
+        [ROOT, ITEMS, ">"].join(".")
+    }
+
+    /// `plantd.dlq.<pipe>`: dead letters of `pipe`.
+    pub fn dead_letters(pipe: &str) -> String {
+        [ROOT, DEAD_LETTERS, pipe].join(".")
+    }
+
+    /// `plantd.dlq.*`: dead letters of every pipe.
+    pub fn every_dead_letter() -> String {
+        [ROOT, DEAD_LETTERS, "*"].join(".")
+    }
+
+    /// The advisory nats-server publishes when an item of `pipe`'s consumer reached its
+    /// max deliveries (the consumer is named after the pipe).
+    pub fn max_deliveries_advisory(pipe: &str) -> String {
+        format!("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{STREAM}.{pipe}")
+    }
+
+    /// `plantd.buses.pipes`: stats of every pipe.
+    pub fn stats() -> String {
+        [ROOT, SERVICE, "pipes"].join(".")
+    }
+
+    /// `plantd.buses.dlq.list.<pipe>`: list dead letters.
+    pub fn dlq_list(pipe: &str) -> String {
+        [ROOT, SERVICE, "dlq", "list", pipe].join(".")
+    }
+
+    /// `plantd.buses.dlq.retry.<pipe>`: push dead letters back onto their pipe.
+    pub fn dlq_retry(pipe: &str) -> String {
+        [ROOT, SERVICE, "dlq", "retry", pipe].join(".")
+    }
+
+    /// `plantd.buses.dlq.>`: every dead-letter operation.
+    pub fn dlq_all() -> String {
+        [ROOT, SERVICE, "dlq", ">"].join(".")
+    }
+
+    /// Number of subject tokens before the pipe name in `dlq_list`/`dlq_retry` subjects.
+    pub const DLQ_PREFIX_TOKENS: usize = 4;
+
+    /// A pipe name is one token like a bus name (it names a consumer too).
+    pub fn validate_name(name: &str) -> Result<(), String> {
+        super::bus::validate_name(name).map_err(|m| m.replacen("bus name", "pipe name", 1))
+    }
+}
+
 /// `$SRV.<VERB>`, `$SRV.<VERB>.<name>` and `$SRV.<VERB>.<name>.<id>` (ADR-32).
 pub fn srv(verb: &str, name: Option<&str>, id: Option<&str>) -> String {
     let mut parts = vec![SRV_PREFIX, verb];

@@ -9,49 +9,11 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use bytes::Bytes;
+use foundation::{bus_service::start, plant};
 use futures::StreamExt as _;
 use plantd_shared::bus::{self, ReplayFrom, ReplayRate, ReplaySpec, ReplayUntil};
-use plantd_tests::{ChildProcess, NatsServer, plant_command, run_to_end};
+use plantd_tests::{ChildProcess, NatsServer, plant_command};
 use time::OffsetDateTime;
-
-/// A running server with one bus service (config from `yaml`, or the defaults).
-struct Buses {
-    server: NatsServer,
-    service: ChildProcess,
-    client: async_nats::Client,
-    _dir: tempfile::TempDir,
-}
-
-async fn start(yaml: Option<&str>) -> anyhow::Result<Buses> {
-    let server = NatsServer::start().await?;
-    let dir = tempfile::tempdir()?;
-    let mut service = match yaml {
-        Some(yaml) => {
-            let path = dir.path().join("bus.yaml");
-            std::fs::write(&path, yaml)?;
-            let mut args = vec![
-                "--config".to_string(),
-                path.display().to_string(),
-                "--set".into(),
-            ];
-            args.push(format!("nats_url={}", server.url()));
-            ChildProcess::spawn(
-                plantd_tests::bin_path("plantd-bus"),
-                args,
-                foundation::no_env(),
-            )?
-        }
-        None => foundation::spawn_service("plantd-bus", &server.url(), &[])?,
-    };
-    let client = async_nats::connect(server.url()).await?;
-    foundation::wait_for_instances(&client, "buses", 1, &mut [&mut service]).await?;
-    Ok(Buses {
-        server,
-        service,
-        client,
-        _dir: dir,
-    })
-}
 
 async fn replay_all(
     client: &async_nats::Client,
@@ -76,22 +38,6 @@ fn spec(scope: &str, from: ReplayFrom) -> ReplaySpec {
         until: None,
         rate: ReplayRate::Max,
     }
-}
-
-/// What one `plant` run printed.
-struct Run {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-async fn plant(args: &[&str]) -> anyhow::Result<Run> {
-    let output = run_to_end(plant_command(args), None, Duration::from_secs(30)).await?;
-    Ok(Run {
-        ok: output.status.success(),
-        stdout: String::from_utf8(output.stdout)?,
-        stderr: String::from_utf8(output.stderr)?,
-    })
 }
 
 fn payloads(messages: &[bus::BusMessage]) -> Vec<String> {

@@ -63,6 +63,10 @@ enum Action {
     BusPublish(&'static str),
     BusSubscribe(&'static str),
     BusReplay(&'static str),
+    PipePush,
+    PipeStats,
+    PipeRetry,
+    PipeWork,
     Discovery,
     OthersInbox,
 }
@@ -80,6 +84,10 @@ impl fmt::Display for Action {
             Action::BusPublish(s) => write!(f, "bus publish control.{s}"),
             Action::BusSubscribe(s) => write!(f, "bus subscribe data.{s}"),
             Action::BusReplay(s) => write!(f, "bus replay data {s}"),
+            Action::PipePush => f.write_str("pipe push jobs"),
+            Action::PipeStats => f.write_str("pipe stats"),
+            Action::PipeRetry => f.write_str("pipe dlq retry jobs"),
+            Action::PipeWork => f.write_str("pipe work: pull from jobs"),
             Action::Discovery => f.write_str("$SRV.PING discovery"),
             Action::OthersInbox => f.write_str("subscribe another user's inbox"),
         }
@@ -87,7 +95,7 @@ impl fmt::Display for Action {
 }
 
 /// The documented matrix (services/identity/src/roles.rs), columns in [`ROLES`] order.
-const MATRIX: [(Action, [Outcome; 4]); 18] = [
+const MATRIX: [(Action, [Outcome; 4]); 22] = [
     (Action::StateGet("site1"), [A, A, A, A]),
     (Action::StateGet("site2"), [A, A, A, R]),
     (Action::StateSet("site1"), [A, A, R, R]),
@@ -106,6 +114,12 @@ const MATRIX: [(Action, [Outcome; 4]); 18] = [
     (Action::BusSubscribe("site2"), [A, A, A, R]),
     (Action::BusReplay("site1"), [A, A, A, A]),
     (Action::BusReplay("site2"), [A, A, A, R]),
+    // Pipes are plant-wide: unscoped operators push and retry, everyone reads stats, and only
+    // services may pull (a pull's reply subject is the caller's choice).
+    (Action::PipePush, [A, A, R, R]),
+    (Action::PipeStats, [A, A, A, A]),
+    (Action::PipeRetry, [A, A, R, R]),
+    (Action::PipeWork, [A, R, R, R]),
     (Action::Discovery, [A, A, A, A]),
     // admin subscribes to `>`, so another inbox too; everyone else only to its own.
     (Action::OthersInbox, [A, R, R, R]),
@@ -201,6 +215,28 @@ async fn probe(
             listen(observer, &client, &mut events, &topic, &topic).await
         }
         Action::BusReplay(scope) => bus_replay(&client, &mut events, scope).await,
+        Action::PipePush => request(&client, &mut events, "plantd.pipe.jobs", "probe").await,
+        Action::PipeStats => request(&client, &mut events, "plantd.buses.pipes", "{}").await,
+        Action::PipeRetry => {
+            request(&client, &mut events, "plantd.buses.dlq.retry.jobs", "{}").await
+        }
+        Action::PipeWork => {
+            // A pull as a worker sends it: the answer (an item or a 408 after 0.5 s) goes to
+            // the reply subject the caller chose.
+            let inbox = client.new_inbox();
+            let mut answers = client.subscribe(inbox.clone()).await?;
+            let subject = "$JS.API.CONSUMER.MSG.NEXT.PLANTD_PIPES.jobs";
+            let pull = r#"{"batch":1,"expires":500000000}"#;
+            client
+                .publish_with_reply(subject, inbox, pull.into())
+                .await?;
+            let answered = async move { answers.next().await.is_some() };
+            let needle = format!(
+                "permissions violation for publish to \"{}\"",
+                subject.to_lowercase()
+            );
+            decide(answered, server_error(&mut events, &needle, PROBE_WAIT)).await
+        }
         Action::OthersInbox => {
             let other = if login.inbox_prefix == "_INBOX_m-viewer" {
                 "_INBOX_m-operator"

@@ -7,6 +7,7 @@ mod bus;
 mod login;
 mod logout;
 mod org;
+mod pipe;
 mod req;
 mod role;
 mod scope;
@@ -44,6 +45,8 @@ enum Command {
     Scope(scope::ScopeArgs),
     /// Publish on a bus, listen to it live, replay what it captured, list the buses.
     Bus(bus::BusArgs),
+    /// Push work onto a pipe, see how pipes stand, list and retry dead letters.
+    Pipe(pipe::PipeArgs),
     /// Measure plantd against raw NATS baselines in one run.
     Bench(bench::BenchArgs),
     /// Create a hub's operator, accounts and bootstrap creds; get creds for services.
@@ -81,6 +84,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::State(args) => args.run(&cli.global, &mut out).await,
         Command::Scope(args) => args.run(&cli.global, &mut out).await,
         Command::Bus(args) => args.run(&cli.global, &mut out).await,
+        Command::Pipe(args) => args.run(&cli.global, &mut out).await,
         Command::Bench(args) => args.run(&cli.global, &mut out).await,
         Command::Admin(args) => args.run(&cli.global, &mut out).await,
         Command::Login(args) => args.run(&cli.global, &mut out).await,

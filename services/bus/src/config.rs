@@ -1,7 +1,11 @@
 //! The bus service's settings (`PLANTD_BUSES_<SETTING>`): which buses exist and how much each
-//! capture stream keeps.
+//! capture stream keeps; which pipes exist, how often an item is tried and how long its dead
+//! letter is kept.
 
-use plantd_shared::{config::CommonConfig, subjects::bus};
+use plantd_shared::{
+    config::CommonConfig,
+    subjects::{bus, pipe},
+};
 use serde::{Deserialize, Serialize};
 
 /// Configuration of the bus service.
@@ -13,6 +17,38 @@ pub struct BusConfig {
     pub common: CommonConfig,
     /// The buses, each captured by its own stream (default `control`, `data`, `event`).
     pub buses: Vec<BusDef>,
+    /// The pipes (work queues), each a consumer of the one work-queue stream.
+    pub pipes: Vec<PipeDef>,
+    /// Oldest unfinished item kept in any pipe, seconds (0 = no limit).
+    pub pipe_max_age_secs: u64,
+    /// Most bytes of unfinished items kept over all pipes (0 = no limit). When full, a push
+    /// is refused: a work queue must not silently forget work.
+    pub pipe_max_bytes: i64,
+    /// How long a dead letter is kept, seconds (0 = until retried).
+    pub dead_letter_max_age_secs: u64,
+}
+
+/// One pipe: a durable pull consumer named after it on `plantd.pipe.<name>`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PipeDef {
+    /// Pipe name: one token of lower-case letters, digits or `-`.
+    pub name: String,
+    /// Deliveries of an item before it becomes a dead letter (at least 1).
+    pub max_deliver: i64,
+    /// How long a worker has to acknowledge (or extend) a delivery before it goes to another
+    /// worker, seconds.
+    pub ack_wait_secs: u64,
+}
+
+impl Default for PipeDef {
+    fn default() -> Self {
+        PipeDef {
+            name: String::new(),
+            max_deliver: 5,
+            ack_wait_secs: 30,
+        }
+    }
 }
 
 /// One bus and the limits of its capture stream (0 = no limit). When a limit is reached the
@@ -70,6 +106,14 @@ impl Default for BusConfig {
                 // Alarms and events: a month.
                 BusDef::named("event", 30 * DAY, 256 * MIB, 0),
             ],
+            // One pipe, so `plant pipe push jobs …` works on a new set-up.
+            pipes: vec![PipeDef {
+                name: "jobs".into(),
+                ..PipeDef::default()
+            }],
+            pipe_max_age_secs: 7 * DAY,
+            pipe_max_bytes: 1024 * MIB,
+            dead_letter_max_age_secs: 30 * DAY,
         }
     }
 }
@@ -103,7 +147,38 @@ impl BusConfig {
                 }
             }
         }
+        for (i, def) in self.pipes.iter().enumerate() {
+            if let Err(message) = pipe::validate_name(&def.name) {
+                problems.push(format!("pipes[{i}].name: {message}"));
+            }
+            if self.pipes[..i].iter().any(|d| d.name == def.name) {
+                problems.push(format!(
+                    "pipes[{i}].name: pipe {:?} is defined twice",
+                    def.name
+                ));
+            }
+            if def.max_deliver < 1 {
+                problems.push(format!(
+                    "pipes[{i}].max_deliver: {} must be at least 1",
+                    def.max_deliver
+                ));
+            }
+            if def.ack_wait_secs == 0 {
+                problems.push(format!("pipes[{i}].ack_wait_secs: must be at least 1"));
+            }
+        }
+        if self.pipe_max_bytes < 0 {
+            problems.push(format!(
+                "pipe_max_bytes: {} is negative; use 0 for no limit",
+                self.pipe_max_bytes
+            ));
+        }
         problems
+    }
+
+    /// The pipe named `name`, if configured.
+    pub fn pipe(&self, name: &str) -> Option<&PipeDef> {
+        self.pipes.iter().find(|d| d.name == name)
     }
 
     /// The bus named `name`, if configured.
@@ -134,5 +209,34 @@ mod tests {
             problems.contains("buses[2].name: bus \"x\" is defined twice"),
             "{problems}"
         );
+        let config = BusConfig {
+            pipes: vec![
+                PipeDef {
+                    name: "a.b".into(),
+                    max_deliver: 0,
+                    ack_wait_secs: 0,
+                },
+                PipeDef {
+                    name: "jobs".into(),
+                    ..PipeDef::default()
+                },
+                PipeDef {
+                    name: "jobs".into(),
+                    ..PipeDef::default()
+                },
+            ],
+            pipe_max_bytes: -2,
+            ..BusConfig::default()
+        };
+        let problems = config.problems().join("\n");
+        for expected in [
+            "pipes[0].name: pipe name",
+            "pipes[0].max_deliver",
+            "pipes[0].ack_wait_secs",
+            "pipes[2].name: pipe \"jobs\" is defined twice",
+            "pipe_max_bytes",
+        ] {
+            assert!(problems.contains(expected), "{expected}: {problems}");
+        }
     }
 }

@@ -40,7 +40,7 @@ pub struct BusApp {
     pub config: BusConfig,
 }
 
-fn unavailable(what: &str, e: &dyn std::fmt::Display) -> ServiceError {
+pub(crate) fn unavailable(what: &str, e: &dyn std::fmt::Display) -> ServiceError {
     ServiceError::new(ErrorCode::Unavailable, format!("{what}: {e}"))
 }
 
@@ -182,7 +182,8 @@ pub async fn replay(
     })
 }
 
-fn timestamp(t: time::OffsetDateTime) -> Timestamp {
+/// A stream time as a protobuf timestamp.
+pub(crate) fn timestamp(t: time::OffsetDateTime) -> Timestamp {
     Timestamp {
         seconds: t.unix_timestamp(),
         nanos: i32::try_from(t.nanosecond()).unwrap_or(0),

@@ -116,6 +116,10 @@ pub fn state_service(bucket: &str) -> Permissions {
 /// can say "streams whose name starts with PLANTD_BUS_", and `STREAM.UPDATE.*` would let the
 /// bus service rewrite the state bucket. A bus added to the bus service's config therefore
 /// needs its name here too (docs/buses.md).
+///
+/// Pipes need no such list: all pipes share the three pipe streams (`subjects::pipe`), and the
+/// service may create each pipe's durable consumer on the work-queue stream, read the
+/// advisories it captures, copy items into dead letters, delete them, and push retries.
 pub fn bus_service(buses: &[&str]) -> Permissions {
     let mut publish = vec!["$JS.API.INFO".to_string()];
     for bus in buses {
@@ -128,6 +132,39 @@ pub fn bus_service(buses: &[&str]) -> Permissions {
             format!("$JS.API.CONSUMER.CREATE.{stream}.>"),
         ]);
     }
+    use subjects::pipe;
+    for stream in [pipe::STREAM, pipe::DLQ_STREAM, pipe::ADVISORY_STREAM] {
+        publish.extend([
+            format!("$JS.API.STREAM.INFO.{stream}"),
+            format!("$JS.API.STREAM.CREATE.{stream}"),
+            format!("$JS.API.STREAM.UPDATE.{stream}"),
+            format!("$JS.API.DIRECT.GET.{stream}"),
+            format!("$JS.API.DIRECT.GET.{stream}.>"),
+            format!("$JS.API.STREAM.MSG.DELETE.{stream}"),
+        ]);
+    }
+    publish.extend([
+        format!("$JS.API.CONSUMER.CREATE.{}.>", pipe::STREAM),
+        format!("$JS.API.CONSUMER.INFO.{}.*", pipe::STREAM),
+        format!("$JS.API.CONSUMER.CREATE.{}.>", pipe::ADVISORY_STREAM),
+        format!(
+            "$JS.API.CONSUMER.INFO.{}.{}",
+            pipe::ADVISORY_STREAM,
+            pipe::ADVISORY_CONSUMER
+        ),
+        format!(
+            "$JS.API.CONSUMER.MSG.NEXT.{}.{}",
+            pipe::ADVISORY_STREAM,
+            pipe::ADVISORY_CONSUMER
+        ),
+        format!(
+            "$JS.ACK.{}.{}.>",
+            pipe::ADVISORY_STREAM,
+            pipe::ADVISORY_CONSUMER
+        ),
+        pipe::every_pipe(),
+        pipe::every_dead_letter(),
+    ]);
     let publish: Vec<&str> = publish.iter().map(String::as_str).collect();
     service(&[&subtree(subjects::bus::SERVICE)], &publish, true)
 }
@@ -216,7 +253,7 @@ mod tests {
     }
 
     #[test]
-    fn the_bus_service_gets_its_streams_and_nothing_broader() {
+    fn the_bus_service_gets_its_bus_and_pipe_streams_and_nothing_broader() {
         let p = bus_service(&["control", "data"]);
         assert_eq!(p.subscribe.allow, ["plantd.buses.>", "$SRV.>", "_INBOX.>"]);
         for subject in &p.publish.allow {
@@ -224,8 +261,14 @@ mod tests {
                 subject == "$JS.API.INFO"
                     || subject == "plantd.buses.>"
                     || subject.contains(".PLANTD_BUS_CONTROL")
-                    || subject.contains(".PLANTD_BUS_DATA"),
-                "{subject} is broader than the bus streams"
+                    || subject.contains(".PLANTD_BUS_DATA")
+                    || subject.contains(".PLANTD_PIPES.")
+                    || subject.ends_with(".PLANTD_PIPES")
+                    || subject.contains(".PLANTD_PIPES_DLQ")
+                    || subject.contains(".PLANTD_PIPES_ADVISORIES")
+                    || subject == "plantd.pipe.>"
+                    || subject == "plantd.dlq.*",
+                "{subject} is broader than the bus and pipe streams"
             );
         }
         assert!(!p.publish.allow.iter().any(|s| s.starts_with("plantd.bus.")));

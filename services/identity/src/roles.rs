@@ -162,6 +162,7 @@ fn grant(b: &Binding, publish: &mut BTreeSet<String>, sub: &mut BTreeSet<String>
         }
     }
     grant_buses(b, publish, sub);
+    grant_pipes(b, publish);
     publish.insert(subjects::srv(">", None, None));
     sub.insert(subjects::state::watch_deliver_subtree(&b.scope));
 }
@@ -188,6 +189,29 @@ fn grant_buses(b: &Binding, publish: &mut BTreeSet<String>, sub: &mut BTreeSet<S
         sub.insert(bus::replay_deliver("*", &b.scope, ">"));
     }
     publish.insert(bus::info());
+}
+
+/// Pipes are plant-wide work queues, not scoped: everyone may read their stats; an unscoped
+/// viewer may also list dead letters, and an unscoped operator may push items and retry dead
+/// letters. Working on a pipe needs consumer rights people never get (a pull request's reply
+/// subject is chosen by the caller, issue #9), so workers are services.
+fn grant_pipes(b: &Binding, publish: &mut BTreeSet<String>) {
+    use subjects::pipe;
+    publish.insert(pipe::stats());
+    if !b.scope.is_empty() {
+        return;
+    }
+    match b.role {
+        Role::Operator => {
+            publish.insert(pipe::every_pipe());
+            publish.insert(pipe::dlq_all());
+        }
+        Role::Viewer => {
+            publish.insert(pipe::dlq_list("*"));
+        }
+        // Admins are granted everything elsewhere.
+        Role::Admin => {}
+    }
 }
 
 /// `make(S)` and `make(S.>)`.

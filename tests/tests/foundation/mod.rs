@@ -9,6 +9,8 @@
 //! `discovery.rs` alone.)
 #![allow(dead_code)]
 
+pub mod bus_service;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -199,4 +201,21 @@ pub fn json_body(message: &Message) -> serde_json::Value {
 /// The `instance` an echo reply names for an echo child process (`pid-<pid>`).
 pub fn instance_of(child: &ChildProcess) -> String {
     format!("pid-{}", child.pid())
+}
+
+/// What one `plant` run (no `PLANTD_*` environment, 30 s at most) printed.
+pub struct Run {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub async fn plant(args: &[&str]) -> anyhow::Result<Run> {
+    let command = plantd_tests::plant_command(args);
+    let output = plantd_tests::run_to_end(command, None, Duration::from_secs(30)).await?;
+    Ok(Run {
+        ok: output.status.success(),
+        stdout: String::from_utf8(output.stdout)?,
+        stderr: String::from_utf8(output.stderr)?,
+    })
 }

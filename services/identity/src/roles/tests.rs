@@ -151,6 +151,31 @@ fn replays_are_asked_of_the_bus_service_and_delivered_only_to_readers() {
 }
 
 #[test]
+fn pipes_are_pushed_by_unscoped_operators_and_worked_only_by_services() {
+    let scoped = perms(&[("operator", "site1")]);
+    assert!(can_pub(&scoped, "plantd.buses.pipes"));
+    assert!(!can_pub(&scoped, "plantd.pipe.jobs"));
+    assert!(!can_pub(&scoped, "plantd.buses.dlq.list.jobs"));
+    let viewer = perms(&[("viewer", "")]);
+    assert!(can_pub(&viewer, "plantd.buses.dlq.list.jobs"));
+    assert!(!can_pub(&viewer, "plantd.buses.dlq.retry.jobs"));
+    assert!(!can_pub(&viewer, "plantd.pipe.jobs"));
+    let operator = perms(&[("operator", "")]);
+    assert!(can_pub(&operator, "plantd.pipe.jobs"));
+    assert!(can_pub(&operator, "plantd.buses.dlq.retry.jobs"));
+    for p in [&scoped, &viewer, &operator] {
+        for subject in [
+            "$JS.API.CONSUMER.MSG.NEXT.PLANTD_PIPES.jobs",
+            "$JS.API.CONSUMER.INFO.PLANTD_PIPES.jobs",
+            "$JS.ACK.PLANTD_PIPES.jobs.1.1.1.1.0",
+            "plantd.dlq.jobs",
+        ] {
+            assert!(!can_pub(p, subject), "{subject}");
+        }
+    }
+}
+
+#[test]
 fn watch_is_asked_of_the_state_service_and_delivered_only_to_readers() {
     let p = perms(&[("viewer", "site1")]);
     assert!(can_pub(&p, "plantd.state.watch.site1"));
