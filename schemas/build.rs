@@ -9,6 +9,7 @@ const PROTOS: &[&str] = &[
     "plantd/state/v1/state.proto",
     "plantd/identity/v1/identity.proto",
     "plantd/bus/v1/bus.proto",
+    "plantd/logger/v1/logger.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -47,3 +47,11 @@ pub mod bus {
         include!(concat!(env!("OUT_DIR"), "/plantd.bus.v1.serde.rs"));
     }
 }
+
+/// `plantd.logger.v1`: log records and the logger's query.
+pub mod logger {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/plantd.logger.v1.rs"));
+        include!(concat!(env!("OUT_DIR"), "/plantd.logger.v1.serde.rs"));
+    }
+}

@@ -22,10 +22,7 @@ use std::{pin::Pin, time::Duration};
 use async_nats::{Client, HeaderMap, Subscriber};
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use plantd_schemas::{
-    bus::v1::{ReplayRequest, ReplayResponse},
-    wkt::Timestamp,
-};
+use plantd_schemas::bus::v1::{ReplayRequest, ReplayResponse};
 use time::OffsetDateTime;
 
 use crate::{
@@ -302,7 +299,7 @@ impl Replay {
             (Some(last), _) => (last + 1, None),
             (None, ReplayFrom::Oldest) => (0, None),
             (None, ReplayFrom::Seq(seq)) => (seq.max(1), None),
-            (None, ReplayFrom::Time(t)) => (0, Some(timestamp(t))),
+            (None, ReplayFrom::Time(t)) => (0, Some(crate::timestamp::of(t))),
         };
         let request = ReplayRequest {
             token,
@@ -431,13 +428,6 @@ enum Delivery {
     Message(Box<BusMessage>),
     Skip,
     Gap,
-}
-
-fn timestamp(t: OffsetDateTime) -> Timestamp {
-    Timestamp {
-        seconds: t.unix_timestamp(),
-        nanos: i32::try_from(t.nanosecond()).unwrap_or(0),
-    }
 }
 
 #[cfg(test)]

@@ -94,6 +94,10 @@ pub struct CommonConfig {
     /// How long one request's handler may run, in milliseconds; past it the caller gets a 504
     /// (outcome unknown) and the handler's in-flight slot is freed.
     pub handler_timeout_ms: u64,
+    /// Ship this process's log events to the logger (`plantd.log.<service>.<level>`).
+    pub log_ship: bool,
+    /// Log records kept while NATS is unreachable; past that they are dropped and counted.
+    pub log_ship_buffer: usize,
 }
 
 impl Default for CommonConfig {
@@ -107,6 +111,8 @@ impl Default for CommonConfig {
             max_in_flight: 256,
             drain_timeout_ms: 10_000,
             handler_timeout_ms: 30_000,
+            log_ship: true,
+            log_ship_buffer: crate::log_ship::DEFAULT_BUFFER,
         }
     }
 }

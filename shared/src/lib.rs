@@ -18,6 +18,7 @@ pub mod data_dir_lock;
 pub mod delivery;
 pub mod error;
 pub mod health;
+pub mod log_ship;
 pub mod micro;
 pub mod nats_server;
 pub mod pipe;
@@ -28,5 +29,6 @@ pub mod shutdown;
 pub mod sqlite;
 pub mod subjects;
 pub mod telemetry;
+pub mod timestamp;
 
 pub use error::{ErrorCode, ServiceError};

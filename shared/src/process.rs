@@ -91,7 +91,7 @@ impl ServiceProcess {
         common: &CommonConfig,
         shutdown: Shutdown,
     ) -> Result<ServiceProcess, ServeError> {
-        crate::telemetry::init(common.log_format, &common.log_level);
+        let log_shipper = crate::telemetry::init_service(service, common);
         let health = Health::new();
         let health_addr = if common.health_listen.is_empty() {
             None
@@ -108,6 +108,9 @@ impl ServiceProcess {
         };
         let client_name = format!("plantd-{service}");
         let client = connection::connect_service(common, &client_name, &health).await?;
+        if let Some(shipper) = log_shipper {
+            shipper.spawn(client.clone(), shutdown.clone());
+        }
         Ok(ServiceProcess {
             client,
             health,

@@ -330,6 +330,49 @@ pub mod pipe {
     }
 }
 
+/// Logs: records on `plantd.log.<service>.<level>`, kept and queried by the logger.
+pub mod log {
+    use super::ROOT;
+
+    /// Second token of log records.
+    pub const RECORDS: &str = "log";
+
+    /// Service name of the logger (micro name, queue group, subject token).
+    pub const SERVICE: &str = "logger";
+
+    /// The stream keeping every record.
+    pub const STREAM: &str = "PLANTD_LOG";
+
+    /// Levels, most severe first: the last subject token of a record.
+    pub const LEVELS: [&str; 5] = ["error", "warn", "info", "debug", "trace"];
+
+    /// `plantd.log.<service>.<level>`.
+    pub fn record(service: &str, level: &str) -> String {
+        [ROOT, RECORDS, service, level].join(".")
+    }
+
+    /// `plantd.log.>`: every record.
+    pub fn all() -> String {
+        [ROOT, RECORDS, ">"].join(".")
+    }
+
+    /// `plantd.log.<service>.>`: what `service` may publish.
+    pub fn of_service(service: &str) -> String {
+        [ROOT, RECORDS, service, ">"].join(".")
+    }
+
+    /// `plantd.logger.query`.
+    pub fn query() -> String {
+        [ROOT, SERVICE, "query"].join(".")
+    }
+
+    /// The levels at least as severe as `min` (`warn` → error, warn); `None` for an unknown
+    /// level.
+    pub fn at_least(min: &str) -> Option<&'static [&'static str]> {
+        LEVELS.iter().position(|l| *l == min).map(|i| &LEVELS[..=i])
+    }
+}
+
 /// `$SRV.<VERB>`, `$SRV.<VERB>.<name>` and `$SRV.<VERB>.<name>.<id>` (ADR-32).
 pub fn srv(verb: &str, name: Option<&str>, id: Option<&str>) -> String {
     let mut parts = vec![SRV_PREFIX, verb];

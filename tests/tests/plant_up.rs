@@ -152,7 +152,7 @@ async fn plant_up_serves_and_stops_cleanly() -> anyhow::Result<()> {
     let names: Vec<&str> = report.pids.iter().map(|(name, _)| name.as_str()).collect();
     assert_eq!(
         names,
-        ["nats", "echo", "state", "buses", "identity"],
+        ["nats", "logger", "echo", "state", "buses", "identity"],
         "{}",
         up.stdout()
     );
@@ -191,7 +191,11 @@ async fn plant_up_serves_and_stops_cleanly() -> anyhow::Result<()> {
         .filter_map(|p| p["name"].as_str())
         .collect();
     listed.sort_unstable();
-    assert_eq!(listed, ["buses", "echo", "identity", "state"], "{stdout}");
+    assert_eq!(
+        listed,
+        ["buses", "echo", "identity", "logger", "state"],
+        "{stdout}"
+    );
 
     let (code, stdout, stderr) = plant(&["req", "plantd.echo.echo", r#"{"message":"x"}"#]).await?;
     assert_eq!(code, 0, "req: {stderr}");

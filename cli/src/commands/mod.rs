@@ -6,6 +6,7 @@ mod bench;
 mod bus;
 mod login;
 mod logout;
+mod logs;
 mod org;
 mod pipe;
 mod req;
@@ -47,6 +48,8 @@ enum Command {
     Bus(bus::BusArgs),
     /// Push work onto a pipe, see how pipes stand, list and retry dead letters.
     Pipe(pipe::PipeArgs),
+    /// Show what every plantd process logged (from the logger); -f follows.
+    Logs(logs::LogsArgs),
     /// Measure plantd against raw NATS baselines in one run.
     Bench(bench::BenchArgs),
     /// Create a hub's operator, accounts and bootstrap creds; get creds for services.
@@ -85,6 +88,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Scope(args) => args.run(&cli.global, &mut out).await,
         Command::Bus(args) => args.run(&cli.global, &mut out).await,
         Command::Pipe(args) => args.run(&cli.global, &mut out).await,
+        Command::Logs(args) => args.run(&cli.global, &mut out).await,
         Command::Bench(args) => args.run(&cli.global, &mut out).await,
         Command::Admin(args) => args.run(&cli.global, &mut out).await,
         Command::Login(args) => args.run(&cli.global, &mut out).await,

@@ -26,6 +26,13 @@ pub struct ServiceSpec {
 
 /// Every service, in start order.
 pub const SERVICES: &[ServiceSpec] = &[
+    // First: its stream stores the others' start-up records.
+    ServiceSpec {
+        name: "logger",
+        binary: "plantd-logger",
+        has_data: false,
+        needs_auth: false,
+    },
     ServiceSpec {
         name: "echo",
         binary: "plantd-echo",

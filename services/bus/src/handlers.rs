@@ -14,14 +14,12 @@ use async_nats::jetstream::{
     self,
     consumer::{AckPolicy, DeliverPolicy, ReplayPolicy, push},
 };
-use plantd_schemas::{
-    bus::v1::{BusInfo, InfoRequest, InfoResponse, ReplayRequest, ReplayResponse},
-    wkt::Timestamp,
-};
+use plantd_schemas::bus::v1::{BusInfo, InfoRequest, InfoResponse, ReplayRequest, ReplayResponse};
 use plantd_shared::{
     ErrorCode, ServiceError, delivery,
     micro::RequestContext,
     subjects::{self, bus},
+    timestamp,
 };
 
 use crate::config::BusConfig;
@@ -71,8 +69,8 @@ pub async fn info(
             bytes: state.bytes,
             first_seq: state.first_sequence,
             last_seq: state.last_sequence,
-            first_time: (state.messages > 0).then(|| timestamp(state.first_timestamp)),
-            last_time: (state.messages > 0).then(|| timestamp(state.last_timestamp)),
+            first_time: (state.messages > 0).then(|| timestamp::of(state.first_timestamp)),
+            last_time: (state.messages > 0).then(|| timestamp::of(state.last_timestamp)),
             max_age_secs: def.max_age_secs,
             max_bytes: def.max_bytes,
             max_msgs: def.max_msgs,
@@ -130,12 +128,7 @@ pub async fn replay(
             start_sequence: seq,
         },
         (0, Some(since)) => DeliverPolicy::ByStartTime {
-            start_time: time::OffsetDateTime::from_unix_timestamp(since.seconds)
-                .ok()
-                .and_then(|t| {
-                    t.replace_nanosecond(since.nanos.clamp(0, 999_999_999) as u32)
-                        .ok()
-                })
+            start_time: timestamp::to_time(since)
                 .ok_or_else(|| ServiceError::invalid_field("since", "not a valid time"))?,
         },
         _ => {
@@ -180,12 +173,4 @@ pub async fn replay(
         last_seq,
         heartbeat_secs: u32::try_from(HEARTBEAT.as_secs()).unwrap_or(u32::MAX),
     })
-}
-
-/// A stream time as a protobuf timestamp.
-pub(crate) fn timestamp(t: time::OffsetDateTime) -> Timestamp {
-    Timestamp {
-        seconds: t.unix_timestamp(),
-        nanos: i32::try_from(t.nanosecond()).unwrap_or(0),
-    }
 }

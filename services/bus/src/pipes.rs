@@ -21,10 +21,10 @@ use plantd_schemas::bus::v1::{
     PipesRequest, PipesResponse,
 };
 use plantd_shared::{
-    ErrorCode, ServiceError, micro::RequestContext, pipe as shared_pipe, subjects::pipe,
+    ErrorCode, ServiceError, micro::RequestContext, pipe as shared_pipe, subjects::pipe, timestamp,
 };
 
-use crate::handlers::{BusApp, timestamp, unavailable};
+use crate::handlers::{BusApp, unavailable};
 
 /// Dead letters listed when the request does not say.
 pub const DEFAULT_LIST_LIMIT: u32 = 100;
@@ -167,7 +167,7 @@ fn to_dead_letter(message: StreamMessage) -> DeadLetter {
             .parse()
             .unwrap_or(0),
         reason: header(h, shared_pipe::HEADER_REASON).to_string(),
-        dead_time: Some(timestamp(message.time)),
+        dead_time: Some(timestamp::of(message.time)),
         payload: message.payload.to_vec(),
         headers: own,
     }

@@ -3,11 +3,8 @@
 
 use std::time::Duration;
 
-use plantd_schemas::{
-    echo::v1::{EchoReply, EchoRequest, SlowReply, SlowRequest},
-    wkt::Timestamp,
-};
-use plantd_shared::{ErrorCode, ServiceError, micro::RequestContext};
+use plantd_schemas::echo::v1::{EchoReply, EchoRequest, SlowReply, SlowRequest};
+use plantd_shared::{ErrorCode, ServiceError, micro::RequestContext, timestamp};
 
 /// Limits and identity shared by the handlers.
 #[derive(Debug, Clone)]
@@ -40,7 +37,7 @@ impl Echo {
         }
         Ok(EchoReply {
             message: req.message,
-            timestamp: Some(now()),
+            timestamp: Some(timestamp::now()),
             instance: self.instance.clone(),
         })
     }
@@ -63,18 +60,8 @@ impl Echo {
         tokio::time::sleep(Duration::from_millis(u64::from(req.duration_ms))).await;
         Ok(SlowReply {
             slept_ms: req.duration_ms,
-            timestamp: Some(now()),
+            timestamp: Some(timestamp::now()),
             instance: self.instance.clone(),
         })
-    }
-}
-
-fn now() -> Timestamp {
-    let since_epoch = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    Timestamp {
-        seconds: i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX),
-        nanos: i32::try_from(since_epoch.subsec_nanos()).unwrap_or(0),
     }
 }

@@ -13,6 +13,8 @@
 //! creds/echo.creds     0600    echo service, least privilege (crate::permissions)
 //! creds/state.creds    0600    state service, least privilege
 //! creds/identity.creds 0600    identity service: its endpoints and replies only
+//! creds/buses.creds    0600    bus service: bus and pipe streams
+//! creds/logger.creds   0600    logger: the log stream
 //! creds/login.creds    0600    login-only user shared by every `plant login`: publish to
 //!                              plantd.identity.login, hear _INBOX_login.> (permissions::login_only)
 //! resolver/            0700    the full resolver's store, filled by nats-server
@@ -208,7 +210,7 @@ fn write_setup(stage: &Path, auth_dir: &Path) -> Result<Bootstrap, BootstrapErro
         write_new(&account_path(stage, name), jwt, PUBLIC_FILE_MODE)?;
     }
 
-    let users: [(&str, IssuedUser); 7] = [
+    let users: [(&str, IssuedUser); 8] = [
         (
             "admin",
             issue_user("admin", permissions::admin(), &plantd_pub, plantd_signing)?,
@@ -249,6 +251,15 @@ fn write_setup(stage: &Path, auth_dir: &Path) -> Result<Bootstrap, BootstrapErro
             issue_user(
                 subjects::bus::SERVICE,
                 permissions::bus_service(subjects::bus::DEFAULT_BUSES),
+                &plantd_pub,
+                plantd_signing,
+            )?,
+        ),
+        (
+            subjects::log::SERVICE,
+            issue_user(
+                subjects::log::SERVICE,
+                permissions::logger_service(),
                 &plantd_pub,
                 plantd_signing,
             )?,
@@ -303,7 +314,7 @@ fn write_setup(stage: &Path, auth_dir: &Path) -> Result<Bootstrap, BootstrapErro
 }
 
 impl Bootstrap {
-    /// Re-issues the creds of the bootstrap services (echo, state, identity, buses) whose
+    /// Re-issues the creds of the bootstrap services (echo, state, identity, buses, logger) whose
     /// permissions differ from what this version grants, or that have none yet (after an upgrade changed
     /// [`permissions`]), so an existing set-up keeps working without `init --force`. Each
     /// is a new user key of the same account, written 0600 beside the old file and renamed
@@ -326,6 +337,11 @@ impl Bootstrap {
                 subjects::bus::SERVICE,
                 permissions::bus_service(subjects::bus::DEFAULT_BUSES),
                 &self.creds.bus,
+            ),
+            (
+                subjects::log::SERVICE,
+                permissions::logger_service(),
+                &self.creds.logger,
             ),
         ];
         let mut refreshed = Vec::new();

@@ -67,7 +67,7 @@ pub fn login_only() -> Permissions {
 /// The identity service: its endpoints and discovery, replies only. Account updates go
 /// through a separate SYS connection ([`system_updater`]), not this user.
 pub fn identity_service() -> Permissions {
-    service(&[&subtree(subjects::identity::SERVICE)], &[], false)
+    service(subjects::identity::SERVICE, &[], false)
 }
 
 /// An edge site's leaf-node link: everything in the plantd account, but usable only as a
@@ -82,7 +82,7 @@ pub const LEAFNODE_CONNECTION: &str = "LEAFNODE";
 
 /// The echo service: its endpoints and discovery, replies only.
 pub fn echo_service() -> Permissions {
-    service(&[&subtree("echo")], &[], false)
+    service("echo", &[], false)
 }
 
 /// The state service: its endpoints, discovery, and the JetStream KV calls its mirror makes on
@@ -105,7 +105,7 @@ pub fn state_service(bucket: &str) -> Permissions {
     ];
     let publish: Vec<&str> = publish.iter().map(String::as_str).collect();
     // JetStream answers (API replies, publish acks) arrive on the client's inbox.
-    service(&[&subtree(subjects::state::SERVICE)], &publish, true)
+    service(subjects::state::SERVICE, &publish, true)
 }
 
 /// The bus service: its endpoints, discovery, and the JetStream calls on the capture streams
@@ -166,7 +166,26 @@ pub fn bus_service(buses: &[&str]) -> Permissions {
         pipe::every_dead_letter(),
     ]);
     let publish: Vec<&str> = publish.iter().map(String::as_str).collect();
-    service(&[&subtree(subjects::bus::SERVICE)], &publish, true)
+    service(subjects::bus::SERVICE, &publish, true)
+}
+
+/// The logger: its endpoints, its log stream (create or update it, read it for queries with
+/// consumers it creates and deletes itself), and nothing broader.
+pub fn logger_service() -> Permissions {
+    let stream = subjects::log::STREAM;
+    let publish = [
+        "$JS.API.INFO".to_string(),
+        format!("$JS.API.STREAM.INFO.{stream}"),
+        format!("$JS.API.STREAM.CREATE.{stream}"),
+        format!("$JS.API.STREAM.UPDATE.{stream}"),
+        format!("$JS.API.CONSUMER.CREATE.{stream}"),
+        format!("$JS.API.CONSUMER.CREATE.{stream}.>"),
+        format!("$JS.API.CONSUMER.INFO.{stream}.*"),
+        format!("$JS.API.CONSUMER.DELETE.{stream}.*"),
+        format!("$JS.API.CONSUMER.MSG.NEXT.{stream}.*"),
+    ];
+    let publish: Vec<&str> = publish.iter().map(String::as_str).collect();
+    service(subjects::log::SERVICE, &publish, true)
 }
 
 /// `plantd.<module>.>`.
@@ -174,16 +193,18 @@ fn subtree(module: &str) -> String {
     subjects::module_op(module, ">")
 }
 
-/// A service: `subscribe` plus `$SRV.>`, `publish` by name, replies via response permission.
+/// Service `name`: its subtree `plantd.<name>.>` plus `$SRV.>`, `publish` by name, its log
+/// records (`plantd.log.<name>.>`), replies via response permission.
 ///
 /// A service may also publish on the subject trees it subscribes to: a draining instance ends
 /// its endpoint subscriptions by publishing filler messages there (`micro::service::drain`).
 /// That gives it nothing it does not have already: those are the subjects it serves, and
 /// whatever it sends there is handled by itself or by another instance of itself.
-fn service(subscribe: &[&str], publish: &[&str], inbox: bool) -> Permissions {
-    let mut sub: Vec<String> = subscribe.iter().map(|s| s.to_string()).collect();
+fn service(name: &str, publish: &[&str], inbox: bool) -> Permissions {
+    let mut sub = vec![subtree(name)];
     let mut publish: Vec<String> = publish.iter().map(|s| s.to_string()).collect();
     publish.extend(sub.iter().cloned());
+    publish.push(subjects::log::of_service(name));
     sub.push(format!("{}.>", subjects::SRV_PREFIX));
     if inbox {
         sub.push(INBOX_ALL.to_string());
@@ -207,8 +228,8 @@ mod tests {
         let p = echo_service();
         assert_eq!(
             p.publish.allow,
-            ["plantd.echo.>"],
-            "replies and drain fillers only"
+            ["plantd.echo.>", "plantd.log.echo.>"],
+            "replies, drain fillers and its own log records only"
         );
         assert_eq!(p.subscribe.allow, ["plantd.echo.>", "$SRV.>"]);
         assert_eq!(
@@ -229,6 +250,7 @@ mod tests {
             assert!(
                 subject == "$JS.API.INFO"
                     || subject == "plantd.state.>"
+                    || subject == "plantd.log.state.>"
                     || subject.starts_with("$KV.plantd-state.")
                     || subject.contains("KV_plantd-state"),
                 "{subject} is broader than the bucket"
@@ -246,8 +268,8 @@ mod tests {
         let p = identity_service();
         assert_eq!(
             p.publish.allow,
-            ["plantd.identity.>"],
-            "replies and drain fillers only"
+            ["plantd.identity.>", "plantd.log.identity.>"],
+            "replies, drain fillers and its own log records only"
         );
         assert_eq!(p.subscribe.allow, ["plantd.identity.>", "$SRV.>"]);
     }
@@ -260,6 +282,7 @@ mod tests {
             assert!(
                 subject == "$JS.API.INFO"
                     || subject == "plantd.buses.>"
+                    || subject == "plantd.log.buses.>"
                     || subject.contains(".PLANTD_BUS_CONTROL")
                     || subject.contains(".PLANTD_BUS_DATA")
                     || subject.contains(".PLANTD_PIPES.")
@@ -272,6 +295,21 @@ mod tests {
             );
         }
         assert!(!p.publish.allow.iter().any(|s| s.starts_with("plantd.bus.")));
+    }
+
+    #[test]
+    fn the_logger_gets_its_stream_and_its_endpoints() {
+        let p = logger_service();
+        assert_eq!(p.subscribe.allow, ["plantd.logger.>", "$SRV.>", "_INBOX.>"]);
+        for subject in &p.publish.allow {
+            assert!(
+                subject == "$JS.API.INFO"
+                    || subject == "plantd.logger.>"
+                    || subject == "plantd.log.logger.>"
+                    || subject.contains(".PLANTD_LOG"),
+                "{subject} is broader than the log stream"
+            );
+        }
     }
 
     #[test]

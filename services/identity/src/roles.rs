@@ -163,6 +163,7 @@ fn grant(b: &Binding, publish: &mut BTreeSet<String>, sub: &mut BTreeSet<String>
     }
     grant_buses(b, publish, sub);
     grant_pipes(b, publish);
+    grant_logs(b, publish);
     publish.insert(subjects::srv(">", None, None));
     sub.insert(subjects::state::watch_deliver_subtree(&b.scope));
 }
@@ -211,6 +212,14 @@ fn grant_pipes(b: &Binding, publish: &mut BTreeSet<String>) {
         }
         // Admins are granted everything elsewhere.
         Role::Admin => {}
+    }
+}
+
+/// Logs are plant-wide and may mention any site: unscoped viewers and operators may query them
+/// (`plant logs`, which follows by asking again from its cursor); scoped roles may not.
+fn grant_logs(b: &Binding, publish: &mut BTreeSet<String>) {
+    if b.scope.is_empty() && b.role != Role::Admin {
+        publish.insert(subjects::log::query());
     }
 }
 

@@ -90,6 +90,8 @@ pub struct CredsFiles {
     pub identity: PathBuf,
     /// bus service.
     pub bus: PathBuf,
+    /// logger service.
+    pub logger: PathBuf,
     /// The login-only user every `plant login` shares ([`crate::permissions::login_only`]).
     pub login: PathBuf,
 }
@@ -104,6 +106,7 @@ impl CredsFiles {
             state: creds_path(auth_dir, subjects::state::SERVICE),
             identity: creds_path(auth_dir, subjects::identity::SERVICE),
             bus: creds_path(auth_dir, subjects::bus::SERVICE),
+            logger: creds_path(auth_dir, subjects::log::SERVICE),
             login: creds_path(auth_dir, permissions::LOGIN_USER),
         }
     }

@@ -15,7 +15,7 @@ use crate::permissions;
 use crate::store::sessions;
 
 /// The kinds `creds` knows.
-pub const KINDS: &[&str] = &["echo", "state", "identity", "buses", "edge"];
+pub const KINDS: &[&str] = &["echo", "state", "identity", "buses", "logger", "edge"];
 
 /// `…admin.creds`.
 pub async fn issue(
@@ -49,6 +49,7 @@ fn preset(kind: &str, bucket: &str) -> Result<UserNats, ServiceError> {
         k if k == subjects::state::SERVICE => permissions::state_service(bucket),
         k if k == subjects::identity::SERVICE => permissions::identity_service(),
         k if k == subjects::bus::SERVICE => permissions::bus_service(subjects::bus::DEFAULT_BUSES),
+        k if k == subjects::log::SERVICE => permissions::logger_service(),
         "edge" => {
             let mut nats = UserNats::new(permissions::edge_link());
             nats.allowed_connection_types = vec![permissions::LEAFNODE_CONNECTION.to_string()];

@@ -176,6 +176,21 @@ fn pipes_are_pushed_by_unscoped_operators_and_worked_only_by_services() {
 }
 
 #[test]
+fn logs_are_queried_by_unscoped_roles_only() {
+    assert!(can_pub(&perms(&[("viewer", "")]), "plantd.logger.query"));
+    assert!(can_pub(&perms(&[("operator", "")]), "plantd.logger.query"));
+    let scoped = perms(&[("operator", "site1")]);
+    assert!(!can_pub(&scoped, "plantd.logger.query"));
+    for p in [&scoped, &perms(&[("viewer", "")])] {
+        assert!(
+            !can_pub(p, "plantd.log.state.warn"),
+            "people do not forge records"
+        );
+        assert!(!can_sub(p, "plantd.log.>"));
+    }
+}
+
+#[test]
 fn watch_is_asked_of_the_state_service_and_delivered_only_to_readers() {
     let p = perms(&[("viewer", "site1")]);
     assert!(can_pub(&p, "plantd.state.watch.site1"));
