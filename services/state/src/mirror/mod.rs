@@ -16,9 +16,13 @@
 //! * **recovery** (at start and after any failure): a failed window may have been partly
 //!   stored, and after a reconnect a lost earlier publish can land *after* a later one for the
 //!   same key (NATS-PITFALLS.md §2.2). So each pending row is first compared with the last
-//!   message stored for its subject (direct get): if that message's `Plantd-Change-Seq` is at
-//!   or past the row, the row is already reflected and skipped; otherwise it is published and
-//!   its ack awaited before the next. The KV thus converges to SQLite even after reordering.
+//!   message stored for its subject (direct gets, a window's keys at once): if that message's
+//!   `Plantd-Change-Seq` is at or past the row, the row is already reflected and skipped;
+//!   otherwise it is published. Recovery goes on window by window until it has passed the
+//!   last change committed when it began — every row that may have been sent before — so a
+//!   change stored once is never stored again over a newer one, however long the outage was
+//!   (the server's duplicate window only covers two minutes). The KV thus converges to SQLite
+//!   even after reordering.
 //!
 //! Each message carries `Nats-Msg-Id: <db id>.<change seq>` (deterministic, never reused, so
 //! a blind retry inside the dedupe window is dropped by the server), `Plantd-Change-Seq` and
@@ -36,8 +40,13 @@
 //! Entries are read in chunks, each in one read transaction, and each correction is labelled
 //! with the change sequence *of its own snapshot*, so a change committed during the reconcile
 //! has a higher sequence and is published after it by recovery (never an older value over a
-//! newer one). The reconcile holds no progress marker: an interrupted one is simply run again
-//! on the next open, and converges because it compares rather than replays.
+//! newer one). A key that still has changes in the outbox past the last one this mirror saw
+//! acknowledged is not corrected at all: recovery,
+//! which runs right after, publishes each of those changes in order, so a watcher sees every
+//! change, not only the last one (a correction standing for several changes made while the
+//! service was starting is how a watcher once missed one). The reconcile leaves the outbox
+//! alone and holds no progress marker: an interrupted one is simply run again on the next
+//! open, and converges because it compares rather than replays.
 
 mod bucket;
 
@@ -124,7 +133,8 @@ impl Mirror {
         let mut stream: Option<Stream> = None;
         // The server the bucket was last opened (and reconciled) on.
         let mut opened_on = String::new();
-        let mut recovering = true;
+        // A recovery in progress (at start, after a failure, on a reopened bucket).
+        let mut recovery = Some(Recovery::default());
         // The last change published and acked, and the last whose outbox row is removed.
         let (mut acked, mut removed) = (0u64, 0u64);
         let mut failures: u32 = 0;
@@ -148,18 +158,21 @@ impl Mirror {
                 tracing::info!("connected to a restarted NATS server: reconciling the KV bucket");
                 take_back(&mut feed);
                 stream = None;
-                recovering = true;
             }
-            let pass = match &stream {
-                Some(s) if recovering => self.recover(s).await,
+            let pass = match (&stream, recovery.as_mut()) {
+                (Some(s), Some(r)) => {
+                    // Rows committed until now may have been sent before; later ones not.
+                    r.until.get_or_insert(*committed.borrow());
+                    self.recover(s, r).await
+                }
                 // Nothing committed past `acked`: idle, without asking the outbox.
-                Some(_) if *committed.borrow() <= acked => Ok(Pass::Idle),
-                Some(s) => self.publish_window(s, acked, feed.as_mut()).await,
-                None => match self.open_bucket().await {
+                (Some(_), None) if *committed.borrow() <= acked => Ok(Pass::Idle),
+                (Some(s), None) => self.publish_window(s, acked, feed.as_mut()).await,
+                (None, _) => match self.open_bucket(acked).await {
                     Ok(s) => {
                         stream = Some(s);
                         opened_on = server;
-                        recovering = true;
+                        recovery.get_or_insert_default();
                         continue;
                     }
                     Err(err) => Err(err),
@@ -183,16 +196,19 @@ impl Mirror {
                 Ok(Pass::Published(seq)) => {
                     idle_since_ack = false;
                     acked = seq;
-                    recovering = false;
                     failures = 0;
                 }
                 Ok(Pass::Removed(seq)) => {
                     (acked, removed) = (seq, seq);
-                    recovering = false;
                     failures = 0;
+                    if let Some(done) = recovery.take_if(|r| r.until.is_none_or(|u| seq >= u)) {
+                        done.finished();
+                    }
                 }
                 Ok(Pass::Idle) => {
-                    recovering = false;
+                    if let Some(done) = recovery.take() {
+                        done.finished();
+                    }
                     failures = 0;
                     self.health.set("mirror", Status::Healthy, "in sync");
                     // Every committed change is acknowledged: the writer may publish the next.
@@ -237,7 +253,8 @@ impl Mirror {
                 }
                 Err(err) => {
                     take_back(&mut feed);
-                    recovering = true;
+                    // Whatever was in flight may have been stored: check it all again.
+                    recovery.get_or_insert_default().until = None;
                     failures = failures.saturating_add(1);
                     if err.bucket_gone {
                         stream = None;
@@ -257,8 +274,9 @@ impl Mirror {
         }
     }
 
-    /// Opens (or creates) the bucket and reconciles it with SQLite.
-    async fn open_bucket(&self) -> Result<Stream, MirrorError> {
+    /// Opens (or creates) the bucket and reconciles it with SQLite; `acked` is the last change
+    /// this mirror saw acknowledged (see [`Mirror::correct`]).
+    async fn open_bucket(&self, acked: u64) -> Result<Stream, MirrorError> {
         let max_payload = self.js.client().server_info().max_payload;
         if let Some(problem) = payload_problem(self.bucket.max_value_bytes, max_payload) {
             return Err(MirrorError {
@@ -268,7 +286,7 @@ impl Mirror {
             });
         }
         let stream = bucket::open(&self.js, &self.bucket).await?;
-        self.reconcile(&stream).await?;
+        self.reconcile(&stream, acked).await?;
         Ok(stream)
     }
 
@@ -313,8 +331,10 @@ impl Mirror {
         Ok(Pass::Published(last))
     }
 
-    /// Publishes pending rows one at a time, skipping those the bucket already reflects.
-    async fn recover(&self, stream: &Stream) -> Result<Pass, MirrorError> {
+    /// Publishes a window of pending rows, skipping those the bucket already reflects (the
+    /// last message of each key is read first, all keys at once), then awaits the acks in
+    /// order and removes the window from the outbox.
+    async fn recover(&self, stream: &Stream, tally: &mut Recovery) -> Result<Pass, MirrorError> {
         let rows = self
             .reader
             .outbox_after(0, self.window)
@@ -323,35 +343,45 @@ impl Mirror {
         let Some(last) = rows.last().map(|r| r.seq) else {
             return Ok(Pass::Idle);
         };
-        let (mut published, mut skipped) = (0u64, 0u64);
+        let mut keys: Vec<&OutboxRow> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for row in &rows {
-            if self.reflected(stream, row).await? {
-                skipped += 1;
+            if seen.insert((row.scope.as_str(), row.key.as_str())) {
+                keys.push(row);
+            }
+        }
+        let labels = futures::future::try_join_all(
+            keys.iter()
+                .map(|row| bucket::last_label(stream, &self.bucket.name, row)),
+        )
+        .await?;
+        let labels: std::collections::HashMap<_, _> = keys
+            .iter()
+            .map(|row| (row.scope.as_str(), row.key.as_str()))
+            .zip(labels)
+            .collect();
+        let mut acks = Vec::new();
+        for row in &rows {
+            let reflected = labels
+                .get(&(row.scope.as_str(), row.key.as_str()))
+                .and_then(Option::as_ref)
+                .is_some_and(|label| label.covers(self.reader.db_id(), row.seq));
+            if reflected {
+                tally.skipped += 1;
                 continue;
             }
-            bucket::publish(&self.js, &self.bucket.name, self.reader.db_id(), row)
+            let ack = bucket::publish(&self.js, &self.bucket.name, self.reader.db_id(), row)
                 .await
-                .map_err(|e| e.at(row))?
-                .await
-                .map_err(|e| MirrorError::publish(e).at(row))?;
-            published += 1;
+                .map_err(|e| e.at(row))?;
+            acks.push((ack, row));
+        }
+        for (ack, row) in acks {
+            ack.await.map_err(|e| MirrorError::publish(e).at(row))?;
+            tally.published += 1;
         }
         self.done(last).await?;
-        tracing::info!(
-            published,
-            skipped,
-            up_to = last,
-            "KV mirror recovered pending changes"
-        );
+        tally.up_to = last;
         Ok(Pass::Removed(last))
-    }
-
-    /// Whether the bucket's last message for the row's key is this change of this database
-    /// or a later one.
-    async fn reflected(&self, stream: &Stream, row: &OutboxRow) -> Result<bool, MirrorError> {
-        Ok(bucket::last_label(stream, &self.bucket.name, row)
-            .await?
-            .is_some_and(|label| label.covers(self.reader.db_id(), row.seq)))
     }
 
     async fn done(&self, up_to: u64) -> Result<(), MirrorError> {
@@ -362,16 +392,14 @@ impl Mirror {
         Ok(())
     }
 
-    /// Makes the bucket agree with SQLite key by key (see the module docs), then marks the
-    /// outbox done up to the first chunk's snapshot: every change up to it is in the bucket now.
-    /// Later rows are left to recovery, which skips those the corrections already cover.
-    async fn reconcile(&self, stream: &Stream) -> Result<(), MirrorError> {
+    /// Makes the bucket agree with SQLite key by key (see the module docs). The outbox is left
+    /// alone: recovery, which runs next, publishes what it still holds.
+    async fn reconcile(&self, stream: &Stream, acked: u64) -> Result<(), MirrorError> {
         let started = std::time::Instant::now();
         let db = self.reader.db_id();
         let mut stored = bucket::snapshot(&self.js, stream, &self.bucket.name).await?;
         let in_bucket = stored.len();
-        let (mut checked, mut put, mut deleted) = (0u64, 0u64, 0u64);
-        let mut first_as_of = None;
+        let mut tally = Corrections::default();
         let mut after = None;
         loop {
             let chunk = self
@@ -379,10 +407,9 @@ impl Mirror {
                 .entries_after(after.clone(), RECONCILE_CHUNK)
                 .await
                 .map_err(MirrorError::store)?;
-            first_as_of.get_or_insert(chunk.as_of);
-            let mut acks = Vec::new();
+            let mut differing = Vec::new();
             for e in &chunk.entries {
-                checked += 1;
+                tally.checked += 1;
                 let current = stored.remove(&kvkey::encode(&e.scope, &e.key));
                 let agrees = current.is_some_and(|s| {
                     s.put
@@ -390,16 +417,11 @@ impl Mirror {
                         && s.label.db.as_deref() == Some(db)
                         && s.label.seq.is_some_and(|seq| seq <= chunk.as_of)
                 });
-                if agrees {
-                    continue;
+                if !agrees {
+                    differing.push((e.scope.clone(), e.key.clone()));
                 }
-                let row = correction(e.scope.clone(), e.key.clone(), Some(e), chunk.as_of);
-                acks.push(bucket::publish_correction(&self.js, &self.bucket.name, db, &row).await?);
-                put += 1;
             }
-            for ack in acks {
-                ack.await.map_err(MirrorError::publish)?;
-            }
+            self.correct(differing, acked, &mut tally).await?;
             match chunk.entries.last() {
                 Some(last) if chunk.entries.len() == RECONCILE_CHUNK => {
                     after = Some((last.scope.clone(), last.key.clone()));
@@ -408,52 +430,128 @@ impl Mirror {
             }
         }
         // Keys the bucket holds that the walk did not list: deleted in SQLite, or created after
-        // the walk passed their place. Each is read again, in its own snapshot.
-        for (kv_key, s) in stored {
-            if !s.put {
-                continue; // a delete marker: SQLite lacks the key, or recovery will put it
-            }
-            let Ok((scope, key)) = kvkey::decode(&kv_key) else {
-                tracing::warn!(
-                    kv_key,
-                    "key in the KV bucket that plantd did not write; left alone"
-                );
-                continue;
-            };
-            let (entry, as_of) = self
-                .reader
-                .entry_as_of(&scope, &key)
-                .await
-                .map_err(MirrorError::store)?;
-            let row = correction(scope, key, entry.as_ref(), as_of);
-            bucket::publish_correction(&self.js, &self.bucket.name, db, &row)
-                .await?
-                .await
-                .map_err(MirrorError::publish)?;
-            if entry.is_some() {
-                put += 1;
-            } else {
-                deleted += 1;
-            }
+        // the walk passed their place. A delete marker needs nothing: SQLite lacks the key, or
+        // recovery puts it.
+        let leftover: Vec<_> = stored
+            .into_iter()
+            .filter(|(_, s)| s.put)
+            .filter_map(|(kv_key, _)| match kvkey::decode(&kv_key) {
+                Ok(pair) => Some(pair),
+                Err(_) => {
+                    tracing::warn!(
+                        kv_key,
+                        "key in the KV bucket that plantd did not write; left alone"
+                    );
+                    None
+                }
+            })
+            .collect();
+        for batch in leftover.chunks(RECONCILE_CHUNK) {
+            self.correct(batch.to_vec(), acked, &mut tally).await?;
         }
-        if let Some(as_of) = first_as_of {
-            self.done(as_of).await?;
-        }
+        let Corrections {
+            checked,
+            put,
+            deleted,
+            left_to_recovery,
+        } = tally;
         if put + deleted > 0 {
             tracing::info!(
-                bucket = %self.bucket.name, in_bucket, checked, put, deleted,
+                bucket = %self.bucket.name, in_bucket, checked, put, deleted, left_to_recovery,
                 elapsed_ms = started.elapsed().as_millis(),
                 "KV bucket reconciled with SQLite: corrected what differed"
             );
         } else {
             tracing::info!(
-                bucket = %self.bucket.name, checked,
+                bucket = %self.bucket.name, checked, left_to_recovery,
                 elapsed_ms = started.elapsed().as_millis(),
                 "KV bucket agrees with SQLite"
             );
         }
         Ok(())
     }
+
+    /// Reads `keys` again in one snapshot and publishes a correction for each that has no
+    /// change in the outbox past `acked`, labelled with that snapshot's sequence. A key with
+    /// such changes is left to recovery, which publishes each of them in order: one correction
+    /// standing for all of them would hide the ones between from every watcher. Changes up to
+    /// `acked` were stored once already (rows are removed lazily); a bucket that lost them
+    /// gets the key's current value, not their history again.
+    async fn correct(
+        &self,
+        keys: Vec<(String, String)>,
+        acked: u64,
+        tally: &mut Corrections,
+    ) -> Result<(), MirrorError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let read = self
+            .reader
+            .recheck(keys, acked)
+            .await
+            .map_err(MirrorError::store)?;
+        let db = self.reader.db_id();
+        let mut acks = Vec::new();
+        for key in read.keys {
+            if key.pending {
+                tally.left_to_recovery += 1;
+                continue;
+            }
+            if key.entry.is_some() {
+                tally.put += 1;
+            } else {
+                tally.deleted += 1;
+            }
+            let row = correction(key.scope, key.key, key.entry.as_ref(), read.as_of);
+            acks.push(bucket::publish_correction(&self.js, &self.bucket.name, db, &row).await?);
+        }
+        for ack in acks {
+            ack.await.map_err(MirrorError::publish)?;
+        }
+        Ok(())
+    }
+}
+
+/// A recovery in progress, and what it did so far.
+#[derive(Debug, Default)]
+struct Recovery {
+    /// The last change committed when it began: rows up to it may have been sent before (by
+    /// an earlier life of the service, a failed window, or the writer), so each is checked
+    /// against the bucket. It ends once the outbox is removed past it.
+    until: Option<u64>,
+    /// Rows published.
+    published: u64,
+    /// Rows the bucket already reflected.
+    skipped: u64,
+    /// The last row it removed from the outbox.
+    up_to: u64,
+}
+
+impl Recovery {
+    fn finished(self) {
+        if self.published + self.skipped > 0 {
+            tracing::info!(
+                published = self.published,
+                skipped = self.skipped,
+                up_to = self.up_to,
+                "KV mirror recovered pending changes"
+            );
+        }
+    }
+}
+
+/// What one reconcile did.
+#[derive(Debug, Default)]
+struct Corrections {
+    /// SQLite entries compared with the bucket.
+    checked: u64,
+    /// Puts published.
+    put: u64,
+    /// Deletes published.
+    deleted: u64,
+    /// Differing keys with changes still in the outbox, which recovery publishes.
+    left_to_recovery: u64,
 }
 
 /// Takes the publishing turn back from the writer (see `store::feed`), before anything that

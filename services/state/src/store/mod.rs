@@ -34,7 +34,7 @@ pub use config::{Durability, StoreConfig};
 pub use error::{Missing, StoreError};
 pub use feed::{AckFuture, CommitFeed, EarlyPublisher, FedRow};
 pub use pagination::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
-pub use reader::{EntryChunk, Reader};
+pub use reader::{EntryChunk, Reader, Recheck, Rechecked};
 pub use types::{
     DeleteOutcome, Entry, ListPage, OutboxDoneOutcome, OutboxOp, OutboxRow, ScopeCreateOutcome,
     ScopeDeleteOutcome, ScopeInfo, SetOutcome, WriteOp, WriteOutcome,

@@ -5,6 +5,8 @@
 //! one statement (scope check plus listing), it runs them in one read transaction so both see
 //! the same snapshot; WAL lets that snapshot coexist with the writer's commits.
 
+use std::collections::HashSet;
+
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::StoreError;
@@ -202,6 +204,22 @@ pub(crate) fn last_outbox_seq(conn: &Connection) -> Result<u64, StoreError> {
         .and_then(|mut stmt| stmt.query_row([], |row| row.get(0)).optional())
         .map(Option::unwrap_or_default)
         .map_err(|e| StoreError::sqlite("reading the outbox position", &e))
+}
+
+/// The distinct `(scope, key)` pairs that have outbox rows with `seq > after_seq`. The outbox
+/// is small unless the mirror has been cut off, and this is read only while a reconcile found
+/// differences.
+pub(crate) fn outbox_keys(
+    conn: &Connection,
+    after_seq: u64,
+) -> Result<HashSet<(String, String)>, StoreError> {
+    let after = i64::try_from(after_seq).unwrap_or(i64::MAX);
+    conn.prepare_cached("SELECT DISTINCT scope, key FROM outbox WHERE seq > ?1")
+        .and_then(|mut stmt| {
+            stmt.query_map(params![after], |row| Ok((row.get(0)?, row.get(1)?)))?
+                .collect()
+        })
+        .map_err(|e| StoreError::sqlite("reading the outbox keys", &e))
 }
 
 /// Up to `max` entries of all scopes ordered by `(scope, key)`, after the pair `after`.

@@ -236,27 +236,64 @@ impl Reader {
         .await
     }
 
-    /// One key as of one snapshot: the entry (`None` if absent) and the last change sequence
-    /// the snapshot contains (see [`Reader::entries_after`]).
-    pub async fn entry_as_of(
+    /// Keys as of one snapshot, for the mirror's reconcile: each key's entry (`None` if absent)
+    /// and whether the outbox holds a change of it after `after_seq` (the last change the
+    /// mirror knows acknowledged), with the last change sequence the snapshot contains (see
+    /// [`Reader::entries_after`]). A key without such a change has not changed since.
+    pub async fn recheck(
         &self,
-        scope: &str,
-        key: &str,
-    ) -> Result<(Option<Entry>, u64), StoreError> {
-        let (scope, key) = (scope.to_owned(), key.to_owned());
+        keys: Vec<(String, String)>,
+        after_seq: u64,
+    ) -> Result<Recheck, StoreError> {
         self.with_conn(move |conn| {
             let txn = conn
                 .transaction()
                 .map_err(|e| StoreError::sqlite("starting a read", &e))?;
             let as_of = queries::last_outbox_seq(&txn)?;
-            match queries::get(&txn, &scope, &key) {
-                Ok(entry) => Ok((Some(entry), as_of)),
-                Err(StoreError::NotFound(_)) => Ok((None, as_of)),
-                Err(err) => Err(err),
-            }
+            let pending = queries::outbox_keys(&txn, after_seq)?;
+            let keys = keys
+                .into_iter()
+                .map(|(scope, key)| {
+                    let entry = match queries::get(&txn, &scope, &key) {
+                        Ok(entry) => Some(entry),
+                        Err(StoreError::NotFound(_)) => None,
+                        Err(err) => return Err(err),
+                    };
+                    let pending = pending.contains(&(scope.clone(), key.clone()));
+                    Ok(Rechecked {
+                        scope,
+                        key,
+                        entry,
+                        pending,
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+            Ok(Recheck { keys, as_of })
         })
         .await
     }
+}
+
+/// Keys read again in one snapshot ([`Reader::recheck`]).
+#[derive(Debug, Clone)]
+pub struct Recheck {
+    /// The keys, in the order asked.
+    pub keys: Vec<Rechecked>,
+    /// The highest change sequence committed when they were read.
+    pub as_of: u64,
+}
+
+/// One key of a [`Recheck`].
+#[derive(Debug, Clone)]
+pub struct Rechecked {
+    /// Its scope.
+    pub scope: String,
+    /// Its key.
+    pub key: String,
+    /// Its entry, `None` if absent.
+    pub entry: Option<Entry>,
+    /// Whether the outbox holds a change of it after the `after_seq` asked.
+    pub pending: bool,
 }
 
 /// Entries read in one snapshot, with the last change sequence that snapshot contains.

@@ -248,11 +248,33 @@ async fn entries_after_walks_everything_in_chunks() {
         store.reader.entries_after(None, 1).await.unwrap().as_of,
         last
     );
-    let (entry, as_of) = store.reader.entry_as_of("a", "k0").await.unwrap();
-    assert_eq!((entry.map(|e| e.value), as_of), (Some("v".into()), last));
+    let keys = vec![("a".to_owned(), "k0".to_owned())];
+    let read = store.reader.recheck(keys.clone(), 0).await.unwrap();
+    let k0 = &read.keys[0];
+    assert_eq!(
+        (k0.entry.as_ref().map(|e| e.value.as_str()), read.as_of),
+        (Some("v"), last)
+    );
+    assert!(
+        k0.pending,
+        "nothing mirrored yet: its change is in the outbox"
+    );
+    let read = store.reader.recheck(keys.clone(), last).await.unwrap();
+    assert!(
+        !read.keys[0].pending,
+        "acknowledged, though still in the outbox"
+    );
+    store.writer.outbox_done(last).await.unwrap();
+    let read = store.reader.recheck(keys.clone(), 0).await.unwrap();
+    assert!(!read.keys[0].pending, "mirrored and removed");
     store.writer.delete("a", "k0", None).await.unwrap();
-    let (entry, as_of) = store.reader.entry_as_of("a", "k0").await.unwrap();
-    assert_eq!((entry, as_of), (None, last + 1), "a delete is a change too");
+    let read = store.reader.recheck(keys, last).await.unwrap();
+    let k0 = &read.keys[0];
+    assert_eq!(
+        (k0.entry.is_none(), k0.pending, read.as_of),
+        (true, true, last + 1),
+        "a delete is a change too"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
