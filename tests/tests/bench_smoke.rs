@@ -3,8 +3,9 @@
 //!
 //! It asserts no timing thresholds — a debug build on a shared machine says nothing about
 //! performance; docs/performance.md holds the release figures — only that the bench works:
-//! exit 0, a parseable report, every scenario measured on both paths without failures, a
-//! ratio, memory readings for the services it started, and a verdict slot for every goal.
+//! exit 0, a parseable report, every scenario measured on both paths without failures and
+//! with its whole count done, a ratio, memory readings for the services it started (the bus
+//! service included), and a verdict slot for every goal.
 
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use serde_json::Value;
 /// Far above the ~5 s the tiny run takes in a debug build, for a loaded machine.
 const DEADLINE: Duration = Duration::from_secs(120);
 
-const SCENARIOS: [&str; 8] = [
+const SCENARIOS: [&str; 12] = [
     "echo-1",
     "echo-64",
     "state-get-64",
@@ -23,7 +24,14 @@ const SCENARIOS: [&str; 8] = [
     "state-set-naive-64",
     "state-watch",
     "state-set-full-64",
+    "bus-pub",
+    "bus-capture",
+    "pipe-64",
+    "control-under-load",
 ];
+
+/// Operations per round and path of the smoke run.
+const COUNT: u64 = 40;
 
 fn positive(value: &Value) -> bool {
     value.as_f64().is_some_and(|v| v > 0.0 && v.is_finite())
@@ -31,10 +39,20 @@ fn positive(value: &Value) -> bool {
 
 #[tokio::test]
 async fn bench_local_measures_every_scenario() -> anyhow::Result<()> {
+    let count = COUNT.to_string();
     let mut bench = ChildProcess::spawn(
         bin_path("plant"),
         [
-            "bench", "--local", "--count", "40", "--rounds", "1", "--keys", "200", "-o", "json",
+            "bench",
+            "--local",
+            "--count",
+            count.as_str(),
+            "--rounds",
+            "1",
+            "--keys",
+            "200",
+            "-o",
+            "json",
         ],
         std::iter::empty::<(&str, &str)>(),
     )?;
@@ -71,7 +89,7 @@ async fn bench_local_measures_every_scenario() -> anyhow::Result<()> {
             scenario.get("failures").is_none(),
             "{name} had failures: {scenario}"
         );
-        assert_eq!(scenario["count"], 40, "{name}");
+        assert_eq!(scenario["count"], COUNT, "{name}");
         for path in ["plantd", "baseline"] {
             let numbers = &scenario[path];
             for figure in ["throughput", "p50_us", "p99_us", "max_us"] {
@@ -82,6 +100,10 @@ async fn bench_local_measures_every_scenario() -> anyhow::Result<()> {
             }
             assert_eq!(numbers["errors"], 0, "{name} {path}");
             assert_eq!(numbers["rounds"].as_array().map(Vec::len), Some(1));
+            assert_eq!(
+                numbers["rounds"][0]["completed"], COUNT,
+                "{name} {path}: every operation (message, item) of the round done: {numbers}"
+            );
         }
         for ratio in ["throughput", "p50"] {
             assert!(
@@ -95,9 +117,29 @@ async fn bench_local_measures_every_scenario() -> anyhow::Result<()> {
         set["plantd"]["mirror_catch_up_ms"]["median"].is_f64(),
         "the mirror caught up after each state-set-64 round: {set}"
     );
+    let bus_pub = &scenarios[8];
+    assert!(
+        bus_pub["plantd"]["mirror_catch_up_ms"]["median"].is_f64(),
+        "the data bus's capture stream stored each bus-pub round: {bus_pub}"
+    );
+    let control = &scenarios[11];
+    assert!(
+        positive(&control["plantd"]["load_per_s"]["median"]),
+        "the data bus was flooded beside the loaded control-under-load round: {control}"
+    );
+    assert!(
+        control["baseline"].get("load_per_s").is_none(),
+        "the idle control-under-load round ran alone: {control}"
+    );
 
     let memory = report["memory"].as_array().expect("memory readings");
-    for process in ["echo", "state (normal)", "state (full)", "nats-server"] {
+    for process in [
+        "echo",
+        "state (normal)",
+        "state (full)",
+        "buses",
+        "nats-server",
+    ] {
         let entry = memory
             .iter()
             .find(|m| m["service"] == process)
@@ -108,8 +150,8 @@ async fn bench_local_measures_every_scenario() -> anyhow::Result<()> {
 
     let goals = report["goals"].as_array().expect("goals");
     assert!(
-        goals.len() >= 6 + 6,
-        "6 scenario goals and 2 per service: {goals:?}"
+        goals.len() >= 10 + 8,
+        "10 scenario goals and 2 per service: {goals:?}"
     );
     for goal in goals {
         assert!(goal["met"].is_boolean(), "every goal measured: {goal}");

@@ -112,6 +112,8 @@ pub enum Target {
     Echo,
     /// The state service.
     State,
+    /// The buses and pipes (their streams and consumers, which the bus service creates).
+    Bus,
 }
 
 /// One benchmark scenario.
@@ -143,11 +145,27 @@ pub enum Scenario {
     /// synchronous=FULL.
     #[value(name = "state-set-full-64")]
     StateSetFull64,
+    /// Core publishes on the data bus (captured by its stream) as fast as one task sends them,
+    /// delivered msgs/s to a live subscriber, vs the same on a subject no stream captures.
+    #[value(name = "bus-pub")]
+    BusPub,
+    /// Acked publishes onto the data bus, 64 acks outstanding, vs raw JetStream publishes onto
+    /// a stream the bench creates with the data bus's limits.
+    #[value(name = "bus-capture")]
+    BusCapture,
+    /// Items of pipe `jobs` taken by a worker and acked, 64 in flight, vs a raw pull consumer
+    /// on a work-queue stream the bench creates with the pipes' settings.
+    #[value(name = "pipe-64")]
+    Pipe64,
+    /// Control-bus acked publish → live receipt, one at a time, while another connection floods
+    /// the data bus with acked publishes, vs the same with the data bus idle.
+    #[value(name = "control-under-load")]
+    ControlUnderLoad,
 }
 
 impl Scenario {
     /// Every scenario, in the order they run.
-    pub const ALL: [Scenario; 8] = [
+    pub const ALL: [Scenario; 12] = [
         Scenario::Echo1,
         Scenario::Echo64,
         Scenario::StateGet64,
@@ -156,6 +174,10 @@ impl Scenario {
         Scenario::StateSetNaive64,
         Scenario::StateWatch,
         Scenario::StateSetFull64,
+        Scenario::BusPub,
+        Scenario::BusCapture,
+        Scenario::Pipe64,
+        Scenario::ControlUnderLoad,
     ];
 
     /// The name used by `--scenario` and in the report.
@@ -169,13 +191,21 @@ impl Scenario {
             Scenario::StateSetNaive64 => "state-set-naive-64",
             Scenario::StateWatch => "state-watch",
             Scenario::StateSetFull64 => "state-set-full-64",
+            Scenario::BusPub => "bus-pub",
+            Scenario::BusCapture => "bus-capture",
+            Scenario::Pipe64 => "pipe-64",
+            Scenario::ControlUnderLoad => "control-under-load",
         }
     }
 
-    /// Requests in flight (closed-loop client tasks).
+    /// Requests in flight (closed-loop client tasks); for `bus-pub`, its one publishing task.
     pub fn concurrency(self) -> usize {
         match self {
-            Scenario::Echo1 | Scenario::StateSet1 | Scenario::StateWatch => 1,
+            Scenario::Echo1
+            | Scenario::StateSet1
+            | Scenario::StateWatch
+            | Scenario::BusPub
+            | Scenario::ControlUnderLoad => 1,
             _ => 64,
         }
     }
@@ -190,6 +220,10 @@ impl Scenario {
             Scenario::StateSet64 | Scenario::StateSetNaive64 => 10_000,
             Scenario::StateWatch => 1_000,
             Scenario::StateSetFull64 => 3_000,
+            Scenario::BusPub => 200_000,
+            Scenario::BusCapture => 30_000,
+            Scenario::Pipe64 => 10_000,
+            Scenario::ControlUnderLoad => 1_000,
         }
     }
 
@@ -197,7 +231,21 @@ impl Scenario {
     pub fn target(self) -> Target {
         match self {
             Scenario::Echo1 | Scenario::Echo64 => Target::Echo,
+            Scenario::BusPub
+            | Scenario::BusCapture
+            | Scenario::Pipe64
+            | Scenario::ControlUnderLoad => Target::Bus,
             _ => Target::State,
+        }
+    }
+
+    /// What the plantd path fills asynchronously, which the runner waits for after each round,
+    /// and the event it waits from: the KV mirror after the last set's ack, the capture stream
+    /// after the last delivery.
+    pub fn follower(self) -> (&'static str, &'static str) {
+        match self.target() {
+            Target::Bus => ("the capture stream", "delivery"),
+            _ => ("the KV mirror", "ack"),
         }
     }
 
@@ -224,6 +272,10 @@ impl Scenario {
             }
             Scenario::StateSetNaive64 => Baseline::Set(SetBaseline::Naive(Durability::Normal)),
             Scenario::StateSetFull64 => Baseline::Set(SetBaseline::Naive(Durability::Full)),
+            Scenario::BusPub
+            | Scenario::BusCapture
+            | Scenario::Pipe64
+            | Scenario::ControlUnderLoad => Baseline::Direct,
         }
     }
 
@@ -231,8 +283,13 @@ impl Scenario {
     pub fn baseline_label(self) -> &'static str {
         match (self, self.baseline()) {
             (Scenario::StateWatch, _) => "kv put→watch",
+            (Scenario::BusPub, _) => "raw core nats",
+            (Scenario::BusCapture, _) => "raw js publish",
+            (Scenario::Pipe64, _) => "raw pull loop",
+            (Scenario::ControlUnderLoad, _) => "idle",
             (_, Baseline::RawEcho) => "raw echo",
             (_, Baseline::Set(set)) => set.label(),
+            (_, Baseline::Direct) => "raw nats",
         }
     }
 }
@@ -244,6 +301,9 @@ pub enum Baseline {
     RawEcho,
     /// One of the set responders.
     Set(SetBaseline),
+    /// Raw async-nats calls the bench's own client makes (core publish, JetStream publish, a
+    /// pull consumer): no responder to serve.
+    Direct,
 }
 
 #[cfg(test)]

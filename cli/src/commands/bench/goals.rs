@@ -69,7 +69,11 @@ enum Figure {
 /// plus the pipelined mirror cost nothing over NATS's own KV (`state-set-64` vs the kv
 /// responder) and group commit beats one fsync per write threefold (`state-set-full-64`); a
 /// watcher hears a set at most 20 % later than it hears a bare KV put made for a request.
-const SCENARIO_GOALS: [(&str, Figure, bool, f64, &str); 6] = [
+/// Buses: capturing the data bus costs live listeners at most 10 % of core NATS's delivery
+/// rate (`bus-pub`); acked publishes onto a bus and items through a pipe keep 80 % of raw
+/// JetStream's rate (`bus-capture`, `pipe-64`); a flooded data bus at most doubles a control
+/// message's median latency (`control-under-load`).
+const SCENARIO_GOALS: [(&str, Figure, bool, f64, &str); 10] = [
     ("echo-64", Figure::Throughput, false, 0.9, "raw echo"),
     ("echo-1", Figure::P50, true, 1.15, "raw echo"),
     ("state-get-64", Figure::Throughput, false, 0.85, "raw echo"),
@@ -93,6 +97,22 @@ const SCENARIO_GOALS: [(&str, Figure, bool, f64, &str); 6] = [
         true,
         1.2,
         "request→KV put→watch",
+    ),
+    ("bus-pub", Figure::Throughput, false, 0.9, "raw core NATS"),
+    (
+        "bus-capture",
+        Figure::Throughput,
+        false,
+        0.8,
+        "raw JetStream publish",
+    ),
+    ("pipe-64", Figure::Throughput, false, 0.8, "raw pull loop"),
+    (
+        "control-under-load",
+        Figure::P50,
+        true,
+        2.0,
+        "idle data bus",
     ),
 ];
 
@@ -152,6 +172,7 @@ mod tests {
             count: 1,
             concurrency: 1,
             skipped: None,
+            follower: ("", ""),
             plantd: None,
             baseline: None,
             ratio: Some(Ratio {
@@ -183,6 +204,7 @@ mod tests {
         assert_eq!(verdict("echo-64 throughput"), "met");
         assert_eq!(verdict("echo-1 p50"), "MISSED");
         assert_eq!(verdict("state-watch"), "not measured");
+        assert_eq!(verdict("control-under-load p50"), "not measured");
         assert_eq!(verdict("echo idle"), "met");
         assert_eq!(verdict("echo peak"), "MISSED");
     }

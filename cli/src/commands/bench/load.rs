@@ -5,13 +5,17 @@
 //! flight until the count is used up or the round's time limit passes. Each operation's
 //! latency is measured around its future with [`Instant`]. The same code drives the plantd path
 //! and its baseline, so any client-side overhead is the same on both.
+//!
+//! A path whose round is more than a closed loop (untimed set-up first, a load beside it, or a
+//! firehose the closed loop cannot express) is a [`Round`] it runs itself, usually around a
+//! [`closed_loop`]; [`flood`] is the background load such a round runs beside its own.
 
 use std::{
     future::Future,
     pin::Pin,
     sync::{
         Arc,
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -31,6 +35,21 @@ where
     Fut: Future<Output = Result<(), String>> + Send + 'static,
 {
     Arc::new(move |i| Box::pin(f(i)))
+}
+
+/// The future of a whole round.
+pub type RoundFuture = Pin<Box<dyn Future<Output = Outcome> + Send>>;
+
+/// A round a path runs itself, given its count, its time limit and the progress display.
+pub type Round = Arc<dyn Fn(usize, Duration, Progress) -> RoundFuture + Send + Sync>;
+
+/// Wraps an async closure as a [`Round`].
+pub fn round<F, Fut>(f: F) -> Round
+where
+    F: Fn(usize, Duration, Progress) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Outcome> + Send + 'static,
+{
+    Arc::new(move |count, limit, progress| Box::pin(f(count, limit, progress)))
 }
 
 /// What a round produced.
@@ -117,6 +136,81 @@ pub async fn closed_loop(
     }
 }
 
+/// A background load: `concurrency` tasks running `op` back to back until [`Flood::stop`].
+pub struct Flood {
+    stop: Arc<AtomicBool>,
+    started: Instant,
+    tasks: Vec<tokio::task::JoinHandle<(usize, usize, Option<String>)>>,
+}
+
+/// What a flood did.
+pub struct FloodOutcome {
+    /// Successful operations per second.
+    pub per_s: f64,
+    /// Failed operations.
+    pub errors: usize,
+    /// The first failure.
+    pub first_error: Option<String>,
+}
+
+/// Starts `concurrency` tasks running `op` (numbered from 0) until the flood is stopped.
+pub fn flood(op: &Op, concurrency: usize) -> Flood {
+    let stop = Arc::new(AtomicBool::new(false));
+    let next = Arc::new(AtomicUsize::new(0));
+    let tasks = (0..concurrency.max(1))
+        .map(|_| {
+            let (op, next, stop) = (Arc::clone(op), Arc::clone(&next), Arc::clone(&stop));
+            tokio::spawn(async move {
+                let (mut done, mut errors, mut first_error) = (0, 0, None);
+                while !stop.load(Ordering::Relaxed) {
+                    match op(next.fetch_add(1, Ordering::Relaxed)).await {
+                        Ok(()) => done += 1,
+                        Err(err) => {
+                            errors += 1;
+                            first_error.get_or_insert(err);
+                        }
+                    }
+                }
+                (done, errors, first_error)
+            })
+        })
+        .collect();
+    Flood {
+        stop,
+        started: Instant::now(),
+        tasks,
+    }
+}
+
+impl Flood {
+    /// Stops the flood and waits for its operations in flight.
+    pub async fn stop(self) -> FloodOutcome {
+        self.stop.store(true, Ordering::Relaxed);
+        let (mut done, mut errors, mut first_error) = (0, 0, None);
+        for task in futures::future::join_all(self.tasks).await {
+            match task {
+                Ok((d, e, first)) => {
+                    done += d;
+                    errors += e;
+                    if first_error.is_none() {
+                        first_error = first;
+                    }
+                }
+                Err(err) => {
+                    errors += 1;
+                    first_error.get_or_insert(format!("flood task failed: {err}"));
+                }
+            }
+        }
+        let secs = self.started.elapsed().as_secs_f64();
+        FloodOutcome {
+            per_s: if secs > 0.0 { done as f64 / secs } else { 0.0 },
+            errors,
+            first_error,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,6 +244,28 @@ mod tests {
         assert_eq!(out.first_error.as_deref(), Some("three"));
         assert!(!out.stats.truncated);
         assert_eq!(peak.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test]
+    async fn a_flood_runs_until_stopped() {
+        let count = Arc::new(AtomicUsize::new(0));
+        let c = count.clone();
+        let work = op(move |_| {
+            let c = c.clone();
+            async move {
+                c.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                Ok(())
+            }
+        });
+        let running = flood(&work, 3);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let out = running.stop().await;
+        let ran = count.load(Ordering::SeqCst);
+        assert!(ran >= 3, "{ran}");
+        assert!(out.per_s > 0.0 && out.errors == 0 && out.first_error.is_none());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(count.load(Ordering::SeqCst), ran, "nothing runs after stop");
     }
 
     #[tokio::test]

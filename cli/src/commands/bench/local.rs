@@ -4,6 +4,10 @@
 //! and [`ServiceChild`] to run each service as the same child-process binary a plant deploys
 //! (which is also what lets its memory be read from `/proc/<pid>/status` on its own).
 //!
+//! The bus and pipe scenarios need the bus service (`plantd-bus`, its default config: buses
+//! `control`, `data` and `event`, pipe `jobs`), which creates the capture streams, the pipes'
+//! work-queue stream and their consumers before it answers PING.
+//!
 //! **Two durabilities, one at a time.** state-set-full-64 needs a state service with
 //! `durability=full`; the others one with `normal`. Two state instances on one server would
 //! share the `state` queue group and subjects and split the requests between them, so the
@@ -52,15 +56,18 @@ pub struct LocalPlant {
     client: async_nats::Client,
     never: Shutdown,
     echo: Option<Running>,
+    buses: Option<Running>,
     state: Option<(Running, Durability)>,
     memory: Vec<ServiceMemory>,
 }
 
 impl LocalPlant {
-    /// Starts nats-server under `dir`, then echo if `echo`, then state with `state` durability.
+    /// Starts nats-server under `dir`, then echo if `echo`, the bus service if `buses`, then
+    /// state with `state` durability.
     pub async fn start(
         dir: PathBuf,
         echo: bool,
+        buses: bool,
         state: Option<Durability>,
     ) -> anyhow::Result<LocalPlant> {
         // The bench's own dir, locked like any `plant up`'s: it shares nothing with a hub.
@@ -85,11 +92,15 @@ impl LocalPlant {
             client,
             never: Shutdown::new(),
             echo: None,
+            buses: None,
             state: None,
             memory: Vec::new(),
         };
         if echo {
             plant.echo = Some(plant.spawn("echo", &[], "echo".into()).await?);
+        }
+        if buses {
+            plant.buses = Some(plant.spawn("buses", &[], "buses".into()).await?);
         }
         if let Some(durability) = state {
             plant.start_state(durability).await?;
@@ -132,6 +143,9 @@ impl LocalPlant {
             self.retire(running).await;
         }
         if let Some(running) = self.echo.take() {
+            self.retire(running).await;
+        }
+        if let Some(running) = self.buses.take() {
             self.retire(running).await;
         }
         let pid = self.server.pid();
@@ -205,8 +219,9 @@ impl Drop for LocalPlant {
     /// kills itself on drop.
     fn drop(&mut self) {
         let echo = self.echo.as_ref().map(|r| r.child.pid());
+        let buses = self.buses.as_ref().map(|r| r.child.pid());
         let state = self.state.as_ref().map(|(r, _)| r.child.pid());
-        for pid in echo.into_iter().chain(state) {
+        for pid in echo.into_iter().chain(buses).chain(state) {
             if let Ok(pid) = i32::try_from(pid) {
                 let _ = nix::sys::signal::kill(
                     nix::unistd::Pid::from_raw(pid),

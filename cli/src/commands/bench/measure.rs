@@ -12,7 +12,7 @@ use super::{
     mirror_wait,
     progress::Progress,
     report::ScenarioReport,
-    scenarios::{Pair, Side},
+    scenarios::{Drive, Pair, Side},
     stats::{PathSummary, Ratio, RoundStats},
 };
 
@@ -73,6 +73,7 @@ pub async fn measure(
         count: args.count_for(scenario),
         concurrency: scenario.concurrency(),
         skipped: None,
+        follower: scenario.follower(),
         ratio: Some(Ratio::paired(&plantd, &baseline)),
         plantd: Some(PathSummary::new(&pair.plantd.label, plantd)),
         baseline: Some(PathSummary::new(&pair.baseline.label, baseline)),
@@ -80,7 +81,8 @@ pub async fn measure(
     }
 }
 
-/// One round of `count` operations of one side; waits for the mirror after plantd writes.
+/// One round of `count` operations of one side; waits for the mirror (or capture stream) after
+/// plantd writes.
 async fn round(
     side: &Side,
     scenario: Scenario,
@@ -92,14 +94,12 @@ async fn round(
         Some(kv) => mirror_wait::last_sequence(kv).await.ok(),
         None => None,
     };
-    let out = closed_loop(
-        &side.op,
-        count,
-        scenario.concurrency(),
-        args.duration,
-        progress,
-    )
-    .await;
+    let out = match &side.drive {
+        Drive::Ops(op) => {
+            closed_loop(op, count, scenario.concurrency(), args.duration, progress).await
+        }
+        Drive::Round(round) => round(count, args.duration, progress.clone()).await,
+    };
     let mut stats = out.stats;
     if let (Some(kv), Some(before)) = (&side.mirror, before) {
         stats.mirror_catch_up_ms = mirror_wait::caught_up(kv, before + stats.completed as u64)

@@ -1,18 +1,20 @@
 //! `plant bench`: plantd measured against raw NATS baselines in the same run.
 //!
-//! Every scenario has a plantd path (a service through the shared runtime) and a raw baseline
-//! (a bare async-nats responder, a KV-only one, or a naive SQLite-then-KV one) that `plant bench` serves
-//! itself; rounds of the two alternate and the report gives medians with min–max and the
+//! Every scenario has a plantd path (a service through the shared runtime, or a bus or pipe
+//! through `plantd_shared`) and a raw baseline (a bare async-nats responder, a KV-only one, a
+//! naive SQLite-then-KV one, or raw core NATS and JetStream calls) that `plant bench` serves or
+//! makes itself; rounds of the two alternate and the report gives medians with min–max and the
 //! plantd/baseline ratio per scenario, the services' memory, and whether the goals were met.
 //! docs/performance.md explains the scenarios and keeps the latest figures.
 //!
 //! This module only wires: [`args`] (flags, scenarios), [`local`] (`--local` server and
 //! services) or [`remote`] (`--server`), [`baselines`] and [`naive`] (the raw responders),
-//! [`scenarios`] (what each path sends), [`measure`] and [`load`] (interleaved closed-loop
-//! rounds), [`stats`], [`memory`], [`goals`] and [`report`].
+//! [`scenarios`] and [`buses`] (what each path sends), [`measure`] and [`load`] (interleaved
+//! closed-loop rounds), [`stats`], [`memory`], [`goals`] and [`report`].
 
 mod args;
 mod baselines;
+mod buses;
 mod goals;
 mod load;
 mod local;
@@ -71,6 +73,7 @@ impl BenchArgs {
         let needs = |f: &dyn Fn(&Scenario) -> bool| selected.iter().any(f);
         let full = Some(Durability::Full);
         let needs_echo = needs(&|s| s.target() == Target::Echo);
+        let needs_buses = needs(&|s| s.target() == Target::Bus);
         let needs_normal_state = needs(&|s| s.target() == Target::State && s.durability() != full);
         let mut progress = progress::Progress::new(self.planned_ops(&selected));
 
@@ -82,7 +85,8 @@ impl BenchArgs {
             } else {
                 needs(&|s| s.durability() == full).then_some(Durability::Full)
             };
-            let started = LocalPlant::start(dir.join("plant"), needs_echo, first_state).await?;
+            let started =
+                LocalPlant::start(dir.join("plant"), needs_echo, needs_buses, first_state).await?;
             let url = started.url();
             plant = Some(started);
             (url, None)
@@ -117,9 +121,12 @@ impl BenchArgs {
         };
         progress.phase("starting the baseline responders".into());
         let mut host =
-            baselines::BaselineHost::start(url.clone(), creds, dir.to_path_buf(), wanted).await?;
+            baselines::BaselineHost::start(url.clone(), creds.clone(), dir.to_path_buf(), wanted)
+                .await?;
 
         let mut env = Env {
+            url: url.clone(),
+            creds,
             js: jetstream::new(client.clone()),
             client: client.clone(),
             timeout: global.timeout,
@@ -180,6 +187,9 @@ impl BenchArgs {
                 .await
                 .with_context(|| format!("cannot prepare {}", scenario.name()))?;
             reports.push(measure::measure(scenario, &pair, self, &mut progress).await);
+            for stream in &pair.created {
+                let _ = env.js.delete_stream(stream).await;
+            }
         }
 
         progress.phase("stopping".into());
@@ -193,6 +203,9 @@ impl BenchArgs {
                 }
                 for set in &sets {
                     let _ = env.js.delete_key_value(set.bucket()).await;
+                }
+                if needs_buses {
+                    buses::purge_bench_topics(&env).await;
                 }
                 Vec::new()
             }

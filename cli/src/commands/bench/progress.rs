@@ -30,6 +30,15 @@ impl Progress {
         Progress { bar, planned: 0 }
     }
 
+    /// A display that shows nothing, for untimed work inside a round (pushing a pipe's items
+    /// before they are taken) whose operations the plan does not count.
+    pub fn hidden() -> Progress {
+        Progress {
+            bar: ProgressBar::hidden(),
+            planned: 0,
+        }
+    }
+
     /// Names the phase now running.
     pub fn phase(&self, message: String) {
         if self.bar.is_hidden() {

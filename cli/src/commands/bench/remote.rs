@@ -3,8 +3,17 @@
 //! The state service announces its KV bucket and durability in its `$SRV.INFO` metadata. A
 //! remote server runs one durability, so the set scenarios that need the other one are
 //! skipped with the reason rather than measured against the wrong configuration.
+//!
+//! The bus scenarios need the bus service (its streams and the `jobs` pipe). `pipe-64` pushes
+//! items onto `jobs` and takes and acks whatever that pipe holds, so on a shared server it
+//! runs only while nobody else uses the pipe: nothing pending, nothing in progress, no worker
+//! pulling.
 
-use plantd_shared::micro::protocol::{InfoResponse, PingResponse};
+use async_nats::jetstream::{self, consumer::PullConsumer};
+use plantd_shared::{
+    micro::protocol::{InfoResponse, PingResponse},
+    subjects,
+};
 use plantd_state::store::Durability;
 
 use super::{
@@ -27,6 +36,9 @@ pub struct RemoteState {
 pub struct Remote {
     server: String,
     echo: bool,
+    buses: bool,
+    /// Why the `jobs` pipe is not free for the bench, if it is not.
+    pipe_busy: Option<String>,
     /// The state service, if one answers.
     pub state: Option<RemoteState>,
 }
@@ -51,9 +63,19 @@ impl Remote {
                     _ => None,
                 },
             });
+        let buses = discovery::ask::<PingResponse>(client, "PING", subjects::bus::SERVICE)
+            .await
+            .is_some();
+        let pipe_busy = if buses {
+            pipe_in_use(client).await
+        } else {
+            None
+        };
         Remote {
             server: server.to_string(),
             echo,
+            buses,
+            pipe_busy,
             state,
         }
     }
@@ -66,6 +88,13 @@ impl Remote {
                 self.server
             )),
             Target::Echo => None,
+            Target::Bus if !self.buses => Some(format!(
+                "no bus service answers $SRV.PING.{} at {}",
+                subjects::bus::SERVICE,
+                self.server
+            )),
+            Target::Bus if scenario == Scenario::Pipe64 => self.pipe_busy.clone(),
+            Target::Bus => None,
             Target::State => {
                 let Some(state) = &self.state else {
                     return Some(format!(
@@ -85,5 +114,29 @@ impl Remote {
                 }
             }
         }
+    }
+}
+
+/// Why `pipe-64` may not use the `jobs` pipe of a shared server, if it may not.
+async fn pipe_in_use(client: &async_nats::Client) -> Option<String> {
+    let pipe = super::buses::PIPE;
+    let js = jetstream::new(client.clone());
+    let consumer: PullConsumer = match js
+        .get_consumer_from_stream(pipe, subjects::pipe::STREAM)
+        .await
+    {
+        Ok(c) => c,
+        Err(e) => return Some(format!("cannot read the consumer of pipe {pipe}: {e}")),
+    };
+    match consumer.get_info().await {
+        Ok(info) if info.num_pending == 0 && info.num_ack_pending == 0 && info.num_waiting == 0 => {
+            None
+        }
+        Ok(info) => Some(format!(
+            "pipe {pipe} is in use ({} pending, {} in progress, {} pulls waiting): the bench \
+             would take its items (use --local)",
+            info.num_pending, info.num_ack_pending, info.num_waiting
+        )),
+        Err(e) => Some(format!("cannot read the consumer of pipe {pipe}: {e}")),
     }
 }

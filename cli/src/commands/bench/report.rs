@@ -27,6 +27,10 @@ pub struct ScenarioReport {
     /// Why it did not run, if it did not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skipped: Option<String>,
+    /// What the plantd path's `mirror_catch_up_ms` waits for, and from which event (see
+    /// [`super::args::Scenario::follower`]); for the table's notes.
+    #[serde(skip)]
+    pub follower: (&'static str, &'static str),
     /// The plantd path.
     pub plantd: Option<PathSummary>,
     /// The raw baseline measured in the same run.
@@ -46,6 +50,7 @@ impl ScenarioReport {
             count,
             concurrency,
             skipped: Some(why),
+            follower: ("", ""),
             plantd: None,
             baseline: None,
             ratio: None,
@@ -165,11 +170,20 @@ fn tables(out: &mut dyn Write, report: &BenchReport) -> std::io::Result<()> {
                 },
             ]);
             if let Some(lag) = path.mirror_catch_up_ms {
+                let (what, after) = s.follower;
                 notes.push(format!(
-                    "{} {}: the KV mirror caught up {} ms after each round's last ack",
+                    "{} {}: {what} caught up {} ms after each round's last {after}",
                     s.name,
                     path.path,
                     spread(lag, 1)
+                ));
+            }
+            if let Some(load) = path.load_per_s {
+                notes.push(format!(
+                    "{} {}: the background load beside each round ran at {} ops/s",
+                    s.name,
+                    path.path,
+                    spread(load, 0)
                 ));
             }
             if path.truncated_rounds > 0 {
@@ -292,6 +306,7 @@ mod tests {
                     count: 1,
                     concurrency: 1,
                     skipped: None,
+                    follower: ("the KV mirror", "ack"),
                     ratio: Some(Ratio::paired(
                         std::slice::from_ref(&round),
                         std::slice::from_ref(&round),

@@ -1,5 +1,5 @@
 //! What each scenario sends: the plantd path and its raw baseline, as two [`Side`]s the
-//! runner drives alike.
+//! runner drives alike. The bus and pipe scenarios are in [`super::buses`].
 //!
 //! Both sides of a request/reply scenario send the same bytes (same headers, same encoded
 //! request) through the same client code ([`plantd_shared::call::request_raw`]); only the
@@ -7,6 +7,7 @@
 //! Keys are chosen deterministically, so two runs do the same work.
 
 use std::{
+    path::PathBuf,
     pin::Pin,
     sync::{
         Arc,
@@ -39,7 +40,8 @@ use plantd_state::{
 use super::{
     args::{Baseline, Scenario},
     baselines::raw_echo_subject,
-    load::{Op, closed_loop, op},
+    buses,
+    load::{Op, Round, closed_loop, op},
     mirror_wait,
     naive::{self, SetBaseline},
     progress::Progress,
@@ -62,6 +64,10 @@ const VALUE: &str = "setpoint=72.5;unit=C;source=bnch";
 /// What every side needs to reach the server.
 #[derive(Clone)]
 pub struct Env {
+    /// The server's URL, for scenarios that need a connection of their own.
+    pub url: String,
+    /// Credentials for such connections.
+    pub creds: Option<PathBuf>,
     /// The bench's client connection (both paths).
     pub client: Client,
     /// JetStream on it.
@@ -74,14 +80,23 @@ pub struct Env {
     pub state_bucket: String,
 }
 
+/// How a side runs a round.
+pub enum Drive {
+    /// [`closed_loop`] of this operation, `scenario.concurrency()` in flight.
+    Ops(Op),
+    /// A round the side runs and times itself.
+    Round(Round),
+}
+
 /// One path of a scenario.
 pub struct Side {
     /// Its name in the report.
     pub label: String,
-    /// One operation.
-    pub op: Op,
-    /// For plantd writes: the KV bucket the mirror fills, to wait for it between rounds.
-    pub mirror: Option<jetstream::kv::Store>,
+    /// Its rounds.
+    pub drive: Drive,
+    /// For plantd writes: the stream the path fills asynchronously (the KV mirror's bucket, a
+    /// bus's capture stream), to wait for it between rounds.
+    pub mirror: Option<jetstream::stream::Stream>,
 }
 
 /// The plantd side and the baseline side of a scenario.
@@ -90,6 +105,8 @@ pub struct Pair {
     pub plantd: Side,
     /// The raw baseline.
     pub baseline: Side,
+    /// Streams the bench created for the baseline, deleted after the scenario.
+    pub created: Vec<String>,
 }
 
 /// Builds the two sides of `scenario`; preloads keys for state-get.
@@ -113,6 +130,7 @@ pub async fn prepare(
                     move |_| payload.clone(),
                 ),
                 baseline: echo_side(env, label, move |_| same.clone()),
+                created: Vec::new(),
             }
         }
         Scenario::StateGet64 => {
@@ -130,6 +148,7 @@ pub async fn prepare(
                     get,
                 ),
                 baseline: echo_side(env, label, get),
+                created: Vec::new(),
             }
         }
         Scenario::StateSet1
@@ -147,15 +166,22 @@ pub async fn prepare(
                 env.js
                     .get_key_value(&env.state_bucket)
                     .await
-                    .with_context(|| {
-                        format!("cannot open the state bucket {}", env.state_bucket)
-                    })?,
+                    .with_context(|| format!("cannot open the state bucket {}", env.state_bucket))?
+                    .stream,
             );
             let mut baseline = request_side::<SetResponse>(env, set_baseline.subject(), set);
             baseline.label = label;
-            Pair { plantd, baseline }
+            Pair {
+                plantd,
+                baseline,
+                created: Vec::new(),
+            }
         }
         Scenario::StateWatch => watch_pair(env, label).await?,
+        Scenario::BusPub => buses::pub_pair(env, label).await?,
+        Scenario::BusCapture => buses::capture_pair(env, label).await?,
+        Scenario::Pipe64 => buses::pipe_pair(env, label).await?,
+        Scenario::ControlUnderLoad => buses::control_pair(env, label).await?,
     })
 }
 
@@ -193,26 +219,35 @@ fn request_side<R: WireMessage>(
     subject: String,
     payload: impl Fn(usize) -> Bytes + Send + Sync + 'static,
 ) -> Side {
+    Side {
+        label: "plantd".into(),
+        drive: Drive::Ops(request_op::<R>(env, subject, payload)),
+        mirror: None,
+    }
+}
+
+/// An operation sending `payload(i)` to `subject` and decoding the reply as `R`.
+fn request_op<R: WireMessage>(
+    env: &Env,
+    subject: String,
+    payload: impl Fn(usize) -> Bytes + Send + Sync + 'static,
+) -> Op {
     let (client, timeout, headers) = (env.client.clone(), env.timeout, env.encoding.headers());
     let encoding = env.encoding;
     let subject: Arc<str> = subject.into();
-    Side {
-        label: "plantd".into(),
-        op: op(move |i| {
-            let (client, subject, headers) = (client.clone(), subject.clone(), headers.clone());
-            let body = payload(i);
-            async move {
-                let reply = call::request_raw(&client, &subject, headers, body, timeout)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                encoding
-                    .decode::<R>(&reply.payload)
-                    .map(drop)
-                    .map_err(|e| e.to_string())
-            }
-        }),
-        mirror: None,
-    }
+    op(move |i| {
+        let (client, subject, headers) = (client.clone(), subject.clone(), headers.clone());
+        let body = payload(i);
+        async move {
+            let reply = call::request_raw(&client, &subject, headers, body, timeout)
+                .await
+                .map_err(|e| e.to_string())?;
+            encoding
+                .decode::<R>(&reply.payload)
+                .map(drop)
+                .map_err(|e| e.to_string())
+        }
+    })
 }
 
 /// A raw-echo side sending `payload(i)`.
@@ -225,7 +260,7 @@ fn echo_side(
     let subject: Arc<str> = raw_echo_subject().into();
     Side {
         label,
-        op: op(move |i| {
+        drive: Drive::Ops(op(move |i| {
             let (client, subject, headers) = (client.clone(), subject.clone(), headers.clone());
             let body = payload(i);
             async move {
@@ -234,7 +269,7 @@ fn echo_side(
                     .map(drop)
                     .map_err(|e| e.to_string())
             }
-        }),
+        })),
         mirror: None,
     }
 }
@@ -262,7 +297,7 @@ fn set_request(n: usize) -> SetRequest {
 async fn preload(env: &Env, keys: usize, progress: &mut Progress) -> anyhow::Result<()> {
     progress.phase(format!("state-get-64: preloading {keys} keys"));
     let encoding = env.encoding;
-    let side = request_side::<SetResponse>(env, subjects::state::key_op("set", SCOPE), move |i| {
+    let set = request_op::<SetResponse>(env, subjects::state::key_op("set", SCOPE), move |i| {
         encoding.encode(&SetRequest {
             key: get_key(i),
             value: format!("value of key {i}"),
@@ -274,10 +309,10 @@ async fn preload(env: &Env, keys: usize, progress: &mut Progress) -> anyhow::Res
         .get_key_value(&env.state_bucket)
         .await
         .with_context(|| format!("cannot open the state bucket {}", env.state_bucket))?;
-    let before = mirror_wait::last_sequence(&kv)
+    let before = mirror_wait::last_sequence(&kv.stream)
         .await
         .map_err(anyhow::Error::msg)?;
-    let out = closed_loop(&side.op, keys, 64, Duration::from_secs(600), progress).await;
+    let out = closed_loop(&set, keys, 64, Duration::from_secs(600), progress).await;
     progress.block_done(keys as u64);
     if let Some(err) = out.first_error {
         anyhow::bail!(
@@ -286,12 +321,12 @@ async fn preload(env: &Env, keys: usize, progress: &mut Progress) -> anyhow::Res
         );
     }
     // Let the mirror finish, so its publishing does not load the measured rounds.
-    mirror_wait::caught_up(&kv, before + keys as u64).await;
+    mirror_wait::caught_up(&kv.stream, before + keys as u64).await;
     Ok(())
 }
 
 /// A stream of watched values (errors are items and are skipped by the waiter).
-type Values = Pin<Box<dyn Stream<Item = Result<String, String>> + Send>>;
+pub type Values = Pin<Box<dyn Stream<Item = Result<String, String>> + Send>>;
 
 /// One watched path: set requests to `subject`, values from `values`.
 struct WatchedPath {
@@ -350,7 +385,11 @@ async fn watch_pair(env: &Env, label: String) -> anyhow::Result<Pair> {
         },
         serial,
     );
-    Ok(Pair { plantd, baseline })
+    Ok(Pair {
+        plantd,
+        baseline,
+        created: Vec::new(),
+    })
 }
 
 /// A side that sets [`WATCHED_KEY`] to a new value through `path` and waits for the reply and
@@ -362,7 +401,7 @@ fn watched_side(env: &Env, path: WatchedPath, serial: Arc<AtomicU64>) -> Side {
     let values = Arc::new(tokio::sync::Mutex::new(path.values));
     Side {
         label: path.label,
-        op: op(move |_| {
+        drive: Drive::Ops(op(move |_| {
             let value = format!("w{}", serial.fetch_add(1, Ordering::Relaxed));
             let (client, headers, subject, values) = (
                 client.clone(),
@@ -384,13 +423,13 @@ fn watched_side(env: &Env, path: WatchedPath, serial: Arc<AtomicU64>) -> Side {
                 reply.map_err(|e| e.to_string())?;
                 seen
             }
-        }),
+        })),
         mirror: None,
     }
 }
 
 /// Waits until the watcher yields `value`.
-async fn receive(values: &mut Values, value: &str, timeout: Duration) -> Result<(), String> {
+pub async fn receive(values: &mut Values, value: &str, timeout: Duration) -> Result<(), String> {
     let wait = async {
         while let Some(item) = values.next().await {
             if matches!(item, Ok(v) if v == value) {

@@ -27,9 +27,14 @@ pub struct RoundStats {
     pub p99_us: f64,
     /// Slowest operation, microseconds.
     pub max_us: f64,
-    /// For plantd writes: how long after the round the KV mirror had caught up, ms.
+    /// For plantd writes: how long after the round the KV mirror had caught up, ms (for
+    /// `bus-pub`, the capture stream).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mirror_catch_up_ms: Option<f64>,
+    /// For a round run beside a background load (`control-under-load`): that load's
+    /// successful operations per second.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load_per_s: Option<f64>,
 }
 
 impl RoundStats {
@@ -57,6 +62,7 @@ impl RoundStats {
             p99_us: us(percentile(&latencies, 99.0)),
             max_us: us(latencies.last().copied().unwrap_or_default()),
             mirror_catch_up_ms: None,
+            load_per_s: None,
         }
     }
 }
@@ -124,9 +130,12 @@ pub struct PathSummary {
     pub errors: usize,
     /// Rounds cut short by `--duration`.
     pub truncated_rounds: usize,
-    /// For plantd writes: time for the KV mirror to catch up after a round, ms.
+    /// For plantd writes: time for the KV mirror (capture stream) to catch up after a round, ms.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mirror_catch_up_ms: Option<Spread>,
+    /// For rounds run beside a background load: its operations per second.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load_per_s: Option<Spread>,
     /// Every round.
     pub rounds: Vec<RoundStats>,
 }
@@ -146,6 +155,10 @@ impl PathSummary {
                 .iter()
                 .any(|r| r.mirror_catch_up_ms.is_some())
                 .then(|| Spread::of(rounds.iter().filter_map(|r| r.mirror_catch_up_ms))),
+            load_per_s: rounds
+                .iter()
+                .any(|r| r.load_per_s.is_some())
+                .then(|| Spread::of(rounds.iter().filter_map(|r| r.load_per_s))),
             rounds,
         }
     }
@@ -238,6 +251,7 @@ mod tests {
             p99_us: 0.0,
             max_us: 0.0,
             mirror_catch_up_ms: None,
+            load_per_s: None,
         };
         let plantd = [round(90.0, 110.0), round(100.0, 100.0), round(80.0, 120.0)];
         let base = [
