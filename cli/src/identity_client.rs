@@ -23,9 +23,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use plantd_schemas::identity::v1::{Grant, LoginResponse, RoleBinding, UserProof};
+use plantd_schemas::identity::v1::{RoleBinding, UserProof};
 use plantd_shared::creds::Creds;
-use prost::Message as _;
 use serde::{Deserialize, Serialize};
 
 /// Overrides the config dir (tests, several sessions side by side).
@@ -224,16 +223,6 @@ pub fn proof(creds: &Creds, subject: &str) -> anyhow::Result<UserProof> {
     })
 }
 
-/// Opens the grant of a login reply with the curve key made for this login.
-pub fn unseal_grant(xkey: &nkeys::XKey, reply: &LoginResponse) -> anyhow::Result<Grant> {
-    let server = nkeys::XKey::from_public_key(&reply.server_xkey)
-        .map_err(|e| anyhow::anyhow!("the identity service sent an invalid curve key: {e}"))?;
-    let grant = xkey
-        .open(&reply.sealed_grant, &server)
-        .map_err(|e| anyhow::anyhow!("cannot open the sealed grant: {e}"))?;
-    Grant::decode(grant.as_slice()).context("the unsealed grant is not a Grant message")
-}
-
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> i64 {
     SystemTime::now()
@@ -377,24 +366,6 @@ mod tests {
             user.verify(b"plantd.identity.logout\n0", &signature)
                 .is_err()
         );
-    }
-
-    #[test]
-    fn grants_unseal_only_for_the_login_key() {
-        let (client, server, other) = (nkeys::XKey::new(), nkeys::XKey::new(), nkeys::XKey::new());
-        let grant = Grant {
-            jwt: "eyJ.g.s".into(),
-            username: "bob".into(),
-            inbox_prefix: "_INBOX_bob".into(),
-            ..Grant::default()
-        };
-        let sealed = server.seal(&grant.encode_to_vec(), &client).unwrap();
-        let reply = LoginResponse {
-            sealed_grant: sealed,
-            server_xkey: server.public_key(),
-        };
-        assert_eq!(unseal_grant(&client, &reply).unwrap(), grant);
-        assert!(unseal_grant(&other, &reply).is_err());
     }
 
     #[test]

@@ -27,6 +27,13 @@ pub fn to_time(ts: &Timestamp) -> Option<OffsetDateTime> {
         .ok()
 }
 
+/// A protobuf timestamp as RFC 3339 (`2026-12-04T10:20:30.123456789Z`); `None` when out of range.
+pub fn rfc3339(ts: &Timestamp) -> Option<String> {
+    to_time(ts)?
+        .format(&time::format_description::well_known::Rfc3339)
+        .ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,10 +21,8 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use plantd_identity::bootstrap::CredsFiles;
-use plantd_identity::claims::UserNats;
 use plantd_identity::permissions::LOGIN_INBOX_PREFIX;
-use plantd_schemas::identity::v1::{LoginRequest, LoginResponse};
-use plantd_shared::{call, codec::Encoding, subjects};
+
 use serde::Serialize;
 
 use crate::commands::state::rfc3339;
@@ -99,37 +97,14 @@ impl LoginArgs {
         };
         let client = connect_as(&global.server, &login_auth, "plant-login").await?;
 
-        let user = nkeys::KeyPair::new_user();
-        let xkey = nkeys::XKey::new();
-        let reply: LoginResponse = call::request(
-            &client,
-            &subjects::identity::op("login"),
-            &LoginRequest {
-                username: username.clone(),
-                password,
-                public_key: user.public_key(),
-                xkey: xkey.public_key(),
-            },
-            Encoding::Protobuf,
-            global.timeout,
-        )
-        .await
-        .with_context(|| format!("login as {username:?} failed"))?;
-        let grant = identity_client::unseal_grant(&xkey, &reply)?;
-        let claims: plantd_identity::claims::Claims<UserNats> =
-            plantd_identity::jwt::decode(&grant.jwt).context("the granted JWT is not valid")?;
-        anyhow::ensure!(
-            claims.sub == user.public_key(),
-            "the granted JWT is for another key ({}), not the one this login made",
-            claims.sub
-        );
-        anyhow::ensure!(
-            !grant.inbox_prefix.is_empty(),
-            "the grant has no inbox prefix"
-        );
+        let logged_in =
+            plantd_identity::client::login(&client, &username, &password, global.timeout)
+                .await
+                .with_context(|| format!("login as {username:?} failed"))?;
+        let grant = &logged_in.grant;
 
         let roles: Vec<Role> = grant.roles.iter().map(Role::from).collect();
-        let expires_unix = grant.expires.as_ref().map(|t| t.seconds).or(claims.exp);
+        let expires_unix = logged_in.expires_unix;
         let expires = grant.expires.as_ref().map(rfc3339).or_else(|| {
             expires_unix.map(|s| {
                 rfc3339(&plantd_schemas::wkt::Timestamp {
@@ -141,16 +116,14 @@ impl LoginArgs {
         let session = Session {
             username: grant.username.clone(),
             inbox_prefix: grant.inbox_prefix.clone(),
-            public_key: user.public_key(),
+            public_key: logged_in.key.public_key(),
             expires_unix,
             expires: expires.clone(),
             roles: roles.clone(),
             server: global.server.clone(),
         };
         let path = identity_client::session_creds_path()?;
-        let seed = user
-            .seed()
-            .map_err(|_| anyhow::anyhow!("the new user key has no seed"))?;
+        let seed = logged_in.seed()?;
         identity_client::write_session(&path, &grant.jwt, &seed, &session)?;
 
         let output = LoginOutput {

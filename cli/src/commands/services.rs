@@ -1,16 +1,10 @@
 //! `plant services ls|info|stats [NAME]`: service discovery over `$SRV` (ADR-32).
 //!
-//! A discovery request reaches every instance, so replies are gathered until the timeout or
-//! until no new reply came for a short quiet period after the first.
+//! A discovery request reaches every instance; `plantd_shared::micro::gather` collects them.
 
-use std::{io::Write, time::Duration};
+use std::io::Write;
 
-use futures::StreamExt;
-use plantd_shared::{
-    micro::protocol::{InfoResponse, PingResponse, StatsResponse},
-    subjects,
-};
-use serde::de::DeserializeOwned;
+use plantd_shared::micro::protocol::{InfoResponse, PingResponse, StatsResponse};
 
 use crate::{context::GlobalArgs, output};
 
@@ -39,9 +33,6 @@ enum Verb {
         name: Option<String>,
     },
 }
-
-/// Quiet period after the last reply before discovery stops waiting.
-const QUIET: Duration = Duration::from_millis(250);
 
 impl ServicesArgs {
     /// Runs the discovery verb and prints the instances.
@@ -125,34 +116,14 @@ impl ServicesArgs {
     }
 }
 
-/// Sends one discovery request and gathers every instance's reply.
-pub async fn gather<T: DeserializeOwned>(
+/// [`plantd_shared::micro::gather::gather`] with an `anyhow` error.
+pub async fn gather<T: serde::de::DeserializeOwned>(
     client: &async_nats::Client,
     verb: &str,
     name: Option<&str>,
-    timeout: Duration,
+    timeout: std::time::Duration,
 ) -> anyhow::Result<Vec<T>> {
-    let inbox = client.new_inbox();
-    let mut replies = client.subscribe(inbox.clone()).await?;
-    client
-        .publish_with_reply(subjects::srv(verb, name, None), inbox, bytes::Bytes::new())
-        .await?;
-    client.flush().await?;
-    let deadline = tokio::time::Instant::now() + timeout;
-    let mut found = Vec::new();
-    loop {
-        let wait_until = if found.is_empty() {
-            deadline
-        } else {
-            deadline.min(tokio::time::Instant::now() + QUIET)
-        };
-        match tokio::time::timeout_at(wait_until, replies.next()).await {
-            Ok(Some(msg)) => match serde_json::from_slice::<T>(&msg.payload) {
-                Ok(reply) => found.push(reply),
-                Err(err) => tracing::warn!(error = %err, "ignoring malformed discovery reply"),
-            },
-            Ok(None) | Err(_) => break,
-        }
-    }
-    Ok(found)
+    plantd_shared::micro::gather::gather(client, verb, name, timeout)
+        .await
+        .map_err(|e| anyhow::anyhow!("discovery ${verb} failed: {e}"))
 }

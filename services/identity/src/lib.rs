@@ -21,6 +21,7 @@
 pub mod authorize;
 pub mod bootstrap;
 pub mod claims;
+pub mod client;
 pub mod config;
 pub mod files;
 pub mod grant;

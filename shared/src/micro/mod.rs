@@ -25,6 +25,7 @@
 
 pub mod discovery;
 pub mod endpoint;
+pub mod gather;
 pub mod protocol;
 pub mod service;
 pub mod stats;
