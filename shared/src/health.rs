@@ -123,6 +123,53 @@ async fn healthz(State(health): State<Health>) -> (StatusCode, Json<Value>) {
     (code, Json(health.to_json()))
 }
 
+/// Largest `/healthz` body [`probe`] reads.
+const PROBE_MAX_BYTES: u64 = 64 * 1024;
+
+/// Reads a `/healthz` URL (`http://<ip>:<port>/<path>`, as services advertise it in their
+/// `health_url` metadata): HTTP/1.0, bounded by `timeout` and 64 KiB. Returns the status code
+/// and the JSON body (a `/healthz` answers 503 with its checks when unhealthy, so the body is
+/// read whatever the status).
+pub async fn probe(url: &str, timeout: std::time::Duration) -> Result<(u16, Value), String> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| "not an http:// URL".to_string())?;
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let addr: SocketAddr = authority
+        .parse()
+        .map_err(|_| format!("{authority:?} is not an address"))?;
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        let request = format!(
+            "GET /{path} HTTP/1.0\r\nHost: {authority}\r\nAccept: application/json\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await?;
+        let mut response = Vec::new();
+        stream
+            .take(PROBE_MAX_BYTES)
+            .read_to_end(&mut response)
+            .await?;
+        Ok::<_, std::io::Error>(response)
+    };
+    let response = tokio::time::timeout(timeout, exchange)
+        .await
+        .map_err(|_| "timed out".to_string())?
+        .map_err(|e| e.to_string())?;
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| "no HTTP response".to_string())?;
+    let status = std::str::from_utf8(&response[..split])
+        .ok()
+        .and_then(|head| head.split_whitespace().nth(1))
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| "no HTTP status line".to_string())?;
+    let body =
+        serde_json::from_slice(&response[split + 4..]).map_err(|e| format!("not JSON: {e}"))?;
+    Ok((status, body))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

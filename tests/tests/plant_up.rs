@@ -109,7 +109,15 @@ fn processes_mentioning(needle: &str) -> Vec<(u32, String)> {
 async fn start_up(data_dir: &str) -> anyhow::Result<(ChildProcess, UpReport)> {
     let mut up = ChildProcess::spawn(
         bin_path("plant"),
-        ["up", "--data-dir", data_dir, "--port", "0"],
+        [
+            "up",
+            "--data-dir",
+            data_dir,
+            "--port",
+            "0",
+            "--http-port",
+            "0",
+        ],
         no_env(),
     )?;
     // Poll its output for the ready line (not a sleep: it is checked every 20 ms).
@@ -288,7 +296,15 @@ async fn a_data_dir_has_one_owner_and_the_first_is_untouched() -> anyhow::Result
     // A second plant up on the same dir (another port): refused before its nats-server starts.
     let (code, stderr, took) = run_refused(
         bin_path("plant"),
-        &["up", "--data-dir", &data_dir, "--port", "0"],
+        &[
+            "up",
+            "--data-dir",
+            &data_dir,
+            "--port",
+            "0",
+            "--http-port",
+            "0",
+        ],
     )
     .await?;
     println!("second plant up: exit {code:?} after {took:?}: {stderr}");
@@ -393,7 +409,7 @@ async fn plant_up_with_env(
 ) -> anyhow::Result<(Option<i32>, String)> {
     let mut command = tokio::process::Command::new(bin_path("plant"));
     command
-        .args(["up", "--port", "0", "--data-dir"])
+        .args(["up", "--port", "0", "--http-port", "0", "--data-dir"])
         .arg(data_dir)
         .env("PATH", path)
         .env_remove("PLANTD_NATS_SERVER")

@@ -165,7 +165,8 @@ impl ServiceChild {
         plantd_shared::process_control::terminate(self.child, grace).await
     }
 
-    fn exited(&mut self) -> bool {
+    /// Whether the process has exited.
+    pub fn exited(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(Some(_)))
     }
 }

@@ -12,9 +12,13 @@
 //! created on first run, each service (identity included) connects with its own creds, and the
 //! admin's creds file is printed by absolute path next to the URL. `--no-auth` runs an open
 //! server for quick experiments, without identity.
+//!
+//! Once the services answer, [`web_api`] starts the HTTP bridge and web UI (`--http-port`,
+//! `--no-http`), which logs people in with the login-only creds.
 
 pub(crate) mod auth;
 pub(crate) mod children;
+pub(crate) mod web_api;
 
 use std::{
     path::PathBuf,
@@ -44,6 +48,12 @@ pub struct UpArgs {
     /// anything. For quick experiments only.
     #[arg(long)]
     pub no_auth: bool,
+    /// Port of the web UI and HTTP API on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 8080)]
+    pub http_port: u16,
+    /// Do not start the web-api bridge (no web UI, no HTTP API).
+    #[arg(long)]
+    pub no_http: bool,
 }
 
 /// How long services may take to answer their first PING.
@@ -143,10 +153,28 @@ pub async fn run(args: UpArgs, _global: &GlobalArgs) -> anyhow::Result<()> {
     if let Some(durability) = state_durability(&client, &services).await {
         println!("{:<8} {}", "state", describe_durability(&durability));
     }
+    let answering = services.len();
+    if !args.no_http {
+        match web_api::start(&url, &data_dir, auth.as_ref(), args.http_port, &shutdown).await {
+            Ok((child, http_url)) => {
+                println!(
+                    "{:<8} {http_url}  (web UI and /api/v1; pid {}, log {})",
+                    "http",
+                    child.pid(),
+                    child.log_path.display()
+                );
+                services.push(child);
+            }
+            Err(err) => {
+                stop_all(services, &mut server).await;
+                return Err(err);
+            }
+        }
+    }
     println!(
         "ready in {:.2}s: {} services answer on {url}; Ctrl-C stops",
         started.elapsed().as_secs_f64(),
-        services.len()
+        answering
     );
 
     let exited = children::wait_for_exit_or_shutdown(&mut services, &shutdown).await;

@@ -40,6 +40,8 @@ pub struct Hub {
     pub url: String,
     /// The admin creds path `plant up` printed.
     pub admin_creds: PathBuf,
+    /// The web UI and HTTP API URL `plant up` printed (empty with `--no-http`).
+    pub http_url: String,
     /// What `plant up` printed up to `ready`.
     pub banner: String,
     up: Option<ChildProcess>,
@@ -47,12 +49,12 @@ pub struct Hub {
 }
 
 impl Hub {
-    /// Starts `plant up --port 0` with `extra` arguments and waits for `ready`.
+    /// Starts `plant up --port 0 --http-port 0` with `extra` arguments and waits for `ready`.
     pub async fn start(extra: &[&str]) -> anyhow::Result<Hub> {
         let dir = tempfile::Builder::new().prefix("plantd-id-").tempdir()?;
         let data_dir = dir.path().join("data");
         let data = data_dir.to_str().context("temp dir is UTF-8")?.to_owned();
-        let mut args = vec!["up", "--data-dir", &data, "--port", "0"];
+        let mut args = vec!["up", "--data-dir", &data, "--port", "0", "--http-port", "0"];
         args.extend_from_slice(extra);
         let mut command = std::process::Command::new(bin_path("plant"));
         command.args(&args);
@@ -93,10 +95,17 @@ impl Hub {
             .and_then(|rest| rest.split_whitespace().nth(1))
             .map(PathBuf::from)
             .unwrap_or_default();
+        let http_url = banner
+            .lines()
+            .find_map(|l| l.strip_prefix("http "))
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_default()
+            .to_owned();
         Ok(Hub {
             data_dir,
             url,
             admin_creds,
+            http_url,
             banner,
             up: Some(up),
             _dir: dir,
