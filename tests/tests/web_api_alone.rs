@@ -1,0 +1,158 @@
+//! `plantd-web-api` run alone against an existing hub (one started with `plant up --no-auth
+//! --no-http`), over HTTPS (rustls, a certificate made by openssl for this test): the open
+//! hub's anonymous session, its state endpoints, plain HTTP refused on the TLS port, and a
+//! graceful stop with a live stream open.
+
+mod identity_common;
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use identity_common::Hub;
+use plantd_tests::{ChildProcess, Signal, bin_path};
+
+/// A `curl` over HTTPS trusting only `ca`; returns status and body.
+async fn curl(ca: &std::path::Path, args: &[&str]) -> anyhow::Result<(u16, String)> {
+    let out = tokio::process::Command::new("curl")
+        .args(["-sS", "--max-time", "10", "--cacert"])
+        .arg(ca)
+        .args(["-w", "\n%{http_code}"])
+        .args(args)
+        .output()
+        .await
+        .context("curl runs")?;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", text.as_str()));
+    Ok((code.trim().parse().unwrap_or(0), body.to_string()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alone_over_tls_against_an_open_hub() -> anyhow::Result<()> {
+    let hub = Hub::start(&["--no-auth", "--no-http"]).await?;
+    assert!(
+        hub.http_url.is_empty(),
+        "--no-http starts no bridge:\n{}",
+        hub.banner
+    );
+    let dir = tempfile::tempdir()?;
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = tokio::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .await?;
+    anyhow::ensure!(
+        made.status.success(),
+        "openssl: {}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let mut bridge = ChildProcess::spawn(
+        bin_path("plantd-web-api"),
+        [
+            "--set".to_string(),
+            format!("nats_url={}", hub.url),
+            "--set".into(),
+            format!("listen=127.0.0.1:{port}"),
+            "--set".into(),
+            format!("tls_cert={}", cert.display()),
+            "--set".into(),
+            format!("tls_key={}", key.display()),
+            "--set".into(),
+            "shutdown_grace_ms=2000".into(),
+        ],
+        [("RUST_LOG", "info")],
+    )?;
+    let base = format!("https://127.0.0.1:{port}");
+    plantd_tests::eventually(Duration::from_secs(15), || {
+        let url = format!("{base}/healthz");
+        let cert = cert.clone();
+        async move {
+            let (code, body) = curl(&cert, &[&url]).await?;
+            anyhow::ensure!(code == 200, "healthz {code} {body}");
+            Ok(())
+        }
+    })
+    .await
+    .with_context(|| format!("bridge not healthy; stderr:\n{}", bridge.stderr()))?;
+
+    // The open hub: no login, everyone is the anonymous admin.
+    let (code, body) = curl(&cert, &[&format!("{base}/api/v1/whoami")]).await?;
+    assert_eq!(code, 200, "{body}");
+    let me: serde_json::Value = serde_json::from_str(&body)?;
+    assert_eq!(
+        (me["username"].as_str(), me["auth"].as_bool()),
+        (Some("anonymous"), Some(false))
+    );
+    let login = format!("{base}/api/v1/login");
+    let (code, body) = curl(
+        &cert,
+        &[
+            "-X",
+            "POST",
+            "-d",
+            r#"{"username":"a","password":"b"}"#,
+            &login,
+        ],
+    )
+    .await?;
+    assert_eq!(code, 404, "{body}");
+    let (code, body) = curl(
+        &cert,
+        &["-X", "PUT", &format!("{base}/api/v1/scopes/plant1")],
+    )
+    .await?;
+    assert_eq!(code, 200, "{body}");
+    let key_url = format!("{base}/api/v1/state/plant1/keys/mode");
+    let (code, body) = curl(&cert, &["-X", "PUT", "-d", r#"{"value":"auto"}"#, &key_url]).await?;
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = curl(&cert, &[&key_url]).await?;
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains(r#""value":"auto""#), "{body}");
+
+    // Plain HTTP on the TLS port gets no answer.
+    let (code, _) = curl(&cert, &[&format!("http://127.0.0.1:{port}/healthz")]).await?;
+    assert_eq!(code, 0, "plain HTTP is not served on the TLS port");
+
+    // SIGTERM with a live stream open: the stream ends, the bridge exits 0 within its grace.
+    let mut stream = tokio::process::Command::new("curl")
+        .args(["-sS", "-N", "--max-time", "30", "--cacert"])
+        .arg(&cert)
+        .arg(format!("{base}/api/v1/state/plant1/watch"))
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stopping = Instant::now();
+    bridge.signal(Signal::SIGTERM)?;
+    let status = bridge.wait_with_deadline(Duration::from_secs(10)).await;
+    println!("bridge stopped in {:?}: {status:?}", stopping.elapsed());
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "stderr:\n{}",
+        bridge.stderr()
+    );
+    assert!(
+        stopping.elapsed() < Duration::from_secs(2),
+        "the open stream did not hold up the stop"
+    );
+    let streamed = tokio::time::timeout(Duration::from_secs(5), stream.wait())
+        .await
+        .context("the stream ended with the bridge")??;
+    println!("stream client exited with {streamed}");
+    Ok(())
+}
