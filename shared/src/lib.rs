@@ -27,6 +27,7 @@ pub mod process_control;
 pub mod shutdown;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+pub mod sse;
 pub mod subjects;
 pub mod telemetry;
 pub mod timestamp;

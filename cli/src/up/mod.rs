@@ -155,7 +155,16 @@ pub async fn run(args: UpArgs, _global: &GlobalArgs) -> anyhow::Result<()> {
     }
     let answering = services.len();
     if !args.no_http {
-        match web_api::start(&url, &data_dir, auth.as_ref(), args.http_port, &shutdown).await {
+        match web_api::start(
+            &url,
+            &data_dir,
+            auth.as_ref(),
+            args.http_port,
+            &shutdown,
+            &[],
+        )
+        .await
+        {
             Ok((child, http_url)) => {
                 println!(
                     "{:<8} {http_url}  (web UI and /api/v1; pid {}, log {})",

@@ -24,7 +24,8 @@ const WEB_API: ServiceSpec = ServiceSpec {
 /// How long the bridge may take to answer `/healthz`.
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Starts the bridge on `127.0.0.1:<port>` (0: a free port) and waits until it is healthy.
+/// Starts the bridge on `127.0.0.1:<port>` (0: a free port), with `extra_sets` after the
+/// defaults, and waits until it is healthy.
 /// Returns the child and the URL of the UI.
 pub async fn start(
     nats_url: &str,
@@ -32,6 +33,7 @@ pub async fn start(
     auth: Option<&UpAuth>,
     port: u16,
     shutdown: &Shutdown,
+    extra_sets: &[String],
 ) -> anyhow::Result<(ServiceChild, String)> {
     let port = match port {
         0 => free_port()?,
@@ -42,7 +44,8 @@ pub async fn start(
         Some(auth) => auth.creds("login")?.display().to_string(),
         None => String::new(),
     };
-    let sets = [format!("listen={listen}"), format!("nats_creds={creds}")];
+    let mut sets = vec![format!("listen={listen}"), format!("nats_creds={creds}")];
+    sets.extend_from_slice(extra_sets);
     let mut child = ServiceChild::spawn(&WEB_API, nats_url, data_dir, &sets)?;
     let health = format!("http://{listen}/healthz");
     let deadline = tokio::time::Instant::now() + READY_TIMEOUT;

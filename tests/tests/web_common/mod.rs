@@ -1,11 +1,12 @@
 //! What the web-api tests share: an HTTP client (reqwest) bound to a hub's bridge URL, logins
-//! over HTTP, error-body checks, and a small Server-Sent Events reader.
+//! over HTTP, error-body checks, and a Server-Sent Events reader (on `plantd_shared::sse`).
 #![allow(dead_code)]
 
 use std::time::Duration;
 
 use anyhow::Context as _;
 use futures::StreamExt as _;
+use plantd_shared::sse::{SseEvent, SseParser};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::Value;
 
@@ -108,21 +109,11 @@ pub fn assert_error(got: &(StatusCode, Value), status: u16, field: Option<&str>)
     }
 }
 
-/// One Server-Sent Event.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SseEvent {
-    /// `event:` (default `message`).
-    pub event: String,
-    /// `id:`, if any.
-    pub id: Option<String>,
-    /// `data:` lines joined.
-    pub data: String,
-}
-
 /// Reads events from an open `text/event-stream` response.
 pub struct SseReader {
     body: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
-    buffer: String,
+    parser: SseParser,
+    ready: std::collections::VecDeque<SseEvent>,
 }
 
 impl SseReader {
@@ -136,55 +127,23 @@ impl SseReader {
         );
         Ok(SseReader {
             body: resp.bytes_stream().boxed(),
-            buffer: String::new(),
+            parser: SseParser::new(),
+            ready: std::collections::VecDeque::new(),
         })
     }
 
-    /// The next event other than comments, within `wait`.
+    /// The next event, within `wait`.
     pub async fn next(&mut self, wait: Duration) -> anyhow::Result<SseEvent> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            if let Some(end) = self.buffer.find("\n\n") {
-                let block: String = self.buffer.drain(..end + 2).collect();
-                if let Some(event) = parse_block(&block) {
-                    return Ok(event);
-                }
-                continue;
+            if let Some(event) = self.ready.pop_front() {
+                return Ok(event);
             }
             let chunk = tokio::time::timeout_at(deadline, self.body.next())
                 .await
                 .map_err(|_| anyhow::anyhow!("no event within {wait:?}"))?
                 .context("the stream ended")??;
-            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+            self.ready.extend(self.parser.push(&chunk));
         }
     }
-}
-
-fn parse_block(block: &str) -> Option<SseEvent> {
-    let mut event = SseEvent {
-        event: "message".into(),
-        id: None,
-        data: String::new(),
-    };
-    let mut any = false;
-    for line in block.lines() {
-        if line.starts_with(':') || line.is_empty() {
-            continue;
-        }
-        let (name, value) = line.split_once(':').unwrap_or((line, ""));
-        let value = value.strip_prefix(' ').unwrap_or(value);
-        any = true;
-        match name {
-            "event" => event.event = value.to_string(),
-            "id" => event.id = Some(value.to_string()),
-            "data" => {
-                if !event.data.is_empty() {
-                    event.data.push('\n');
-                }
-                event.data.push_str(value);
-            }
-            _ => {}
-        }
-    }
-    any.then_some(event)
 }

@@ -161,11 +161,18 @@ pub enum Scenario {
     /// the data bus with acked publishes, vs the same with the data bus idle.
     #[value(name = "control-under-load")]
     ControlUnderLoad,
+    /// `state-get-64` through the web-api bridge (HTTP/1.1 keep-alive, 64 in flight) vs the
+    /// same gets over NATS.
+    #[value(name = "http-state-get-64")]
+    HttpStateGet64,
+    /// `state-watch` heard through the bridge's SSE stream vs through a NATS watch.
+    #[value(name = "http-watch")]
+    HttpWatch,
 }
 
 impl Scenario {
     /// Every scenario, in the order they run.
-    pub const ALL: [Scenario; 12] = [
+    pub const ALL: [Scenario; 14] = [
         Scenario::Echo1,
         Scenario::Echo64,
         Scenario::StateGet64,
@@ -178,6 +185,8 @@ impl Scenario {
         Scenario::BusCapture,
         Scenario::Pipe64,
         Scenario::ControlUnderLoad,
+        Scenario::HttpStateGet64,
+        Scenario::HttpWatch,
     ];
 
     /// The name used by `--scenario` and in the report.
@@ -195,6 +204,8 @@ impl Scenario {
             Scenario::BusCapture => "bus-capture",
             Scenario::Pipe64 => "pipe-64",
             Scenario::ControlUnderLoad => "control-under-load",
+            Scenario::HttpStateGet64 => "http-state-get-64",
+            Scenario::HttpWatch => "http-watch",
         }
     }
 
@@ -204,6 +215,7 @@ impl Scenario {
             Scenario::Echo1
             | Scenario::StateSet1
             | Scenario::StateWatch
+            | Scenario::HttpWatch
             | Scenario::BusPub
             | Scenario::ControlUnderLoad => 1,
             _ => 64,
@@ -224,7 +236,14 @@ impl Scenario {
             Scenario::BusCapture => 30_000,
             Scenario::Pipe64 => 10_000,
             Scenario::ControlUnderLoad => 1_000,
+            Scenario::HttpStateGet64 => 20_000,
+            Scenario::HttpWatch => 1_000,
         }
+    }
+
+    /// Whether the plantd path goes through the web-api bridge (which only `--local` starts).
+    pub fn over_http(self) -> bool {
+        matches!(self, Scenario::HttpStateGet64 | Scenario::HttpWatch)
     }
 
     /// The service measured.
@@ -257,7 +276,8 @@ impl Scenario {
             Scenario::StateSet1
             | Scenario::StateSet64
             | Scenario::StateSetNaive64
-            | Scenario::StateWatch => Some(Durability::Normal),
+            | Scenario::StateWatch
+            | Scenario::HttpWatch => Some(Durability::Normal),
             Scenario::StateSetFull64 => Some(Durability::Full),
             _ => None,
         }
@@ -276,6 +296,7 @@ impl Scenario {
             | Scenario::BusCapture
             | Scenario::Pipe64
             | Scenario::ControlUnderLoad => Baseline::Direct,
+            Scenario::HttpStateGet64 | Scenario::HttpWatch => Baseline::OverNats,
         }
     }
 
@@ -287,9 +308,12 @@ impl Scenario {
             (Scenario::BusCapture, _) => "raw js publish",
             (Scenario::Pipe64, _) => "raw pull loop",
             (Scenario::ControlUnderLoad, _) => "idle",
+            (Scenario::HttpStateGet64, _) => "state-get over nats",
+            (Scenario::HttpWatch, _) => "state-watch over nats",
             (_, Baseline::RawEcho) => "raw echo",
             (_, Baseline::Set(set)) => set.label(),
             (_, Baseline::Direct) => "raw nats",
+            (_, Baseline::OverNats) => "over nats",
         }
     }
 }
@@ -304,6 +328,9 @@ pub enum Baseline {
     /// Raw async-nats calls the bench's own client makes (core publish, JetStream publish, a
     /// pull consumer): no responder to serve.
     Direct,
+    /// plantd's own NATS path, against which the same operation through the web-api bridge
+    /// is measured.
+    OverNats,
 }
 
 #[cfg(test)]

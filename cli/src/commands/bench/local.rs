@@ -15,6 +15,9 @@
 //! memory), and then starts a full instance with its own data dir and KV bucket
 //! (`plantd-state-full`) for the last scenario. One server, no subject tricks, and each
 //! instance measured alone.
+//!
+//! The `http-*` scenarios also need the web-api bridge, started (as `plant up` starts it) once
+//! the state instance they measure runs; it follows that instance's bucket.
 
 use std::{path::PathBuf, time::Duration};
 
@@ -58,6 +61,8 @@ pub struct LocalPlant {
     echo: Option<Running>,
     buses: Option<Running>,
     state: Option<(Running, Durability)>,
+    /// The bridge, its URL and the state bucket it follows.
+    web: Option<(Running, String, String)>,
     memory: Vec<ServiceMemory>,
 }
 
@@ -94,6 +99,7 @@ impl LocalPlant {
             echo: None,
             buses: None,
             state: None,
+            web: None,
             memory: Vec::new(),
         };
         if echo {
@@ -111,6 +117,42 @@ impl LocalPlant {
     /// The server's URL.
     pub fn url(&self) -> String {
         self.server.url()
+    }
+
+    /// Starts the web-api bridge (no authentication, like the rest of `--local`) following
+    /// the state instance running now (restarting it if state was replaced); returns its URL.
+    pub async fn start_web(&mut self) -> anyhow::Result<String> {
+        let bucket = self
+            .state_bucket()
+            .context("the web-api bridge is started after state")?;
+        match self.web.take() {
+            Some((running, url, followed)) if followed == bucket => {
+                self.web = Some((running, url.clone(), followed));
+                return Ok(url);
+            }
+            // State was replaced by an instance with another bucket: follow that one.
+            Some((running, _, _)) => self.retire(running).await,
+            None => {}
+        }
+        let root = self.dir.join("web-api");
+        let (child, url) = crate::up::web_api::start(
+            &self.url(),
+            &root,
+            None,
+            0,
+            &self.never,
+            &[format!("state_bucket={bucket}")],
+        )
+        .await?;
+        tokio::time::sleep(SETTLE).await;
+        let idle = memory::read(child.pid());
+        let running = Running {
+            child,
+            label: "web-api".into(),
+            idle,
+        };
+        self.web = Some((running, url.clone(), bucket));
+        Ok(url)
     }
 
     /// The KV bucket of the state instance running now.
@@ -139,6 +181,9 @@ impl LocalPlant {
     /// Stops every service (reading their peak memory first), then the server; returns the
     /// memory of every process.
     pub async fn stop(mut self) -> Vec<ServiceMemory> {
+        if let Some((running, _, _)) = self.web.take() {
+            self.retire(running).await;
+        }
         if let Some((running, _)) = self.state.take() {
             self.retire(running).await;
         }
@@ -221,7 +266,8 @@ impl Drop for LocalPlant {
         let echo = self.echo.as_ref().map(|r| r.child.pid());
         let buses = self.buses.as_ref().map(|r| r.child.pid());
         let state = self.state.as_ref().map(|(r, _)| r.child.pid());
-        for pid in echo.into_iter().chain(buses).chain(state) {
+        let web = self.web.as_ref().map(|(r, _, _)| r.child.pid());
+        for pid in echo.into_iter().chain(buses).chain(state).chain(web) {
             if let Ok(pid) = i32::try_from(pid) {
                 let _ = nix::sys::signal::kill(
                     nix::unistd::Pid::from_raw(pid),

@@ -9,13 +9,14 @@
 //!
 //! This module only wires: [`args`] (flags, scenarios), [`local`] (`--local` server and
 //! services) or [`remote`] (`--server`), [`baselines`] and [`naive`] (the raw responders),
-//! [`scenarios`] and [`buses`] (what each path sends), [`measure`] and [`load`] (interleaved
+//! [`scenarios`], [`buses`] and [`http`] (what each path sends), [`measure`] and [`load`] (interleaved
 //! closed-loop rounds), [`stats`], [`memory`], [`goals`] and [`report`].
 
 mod args;
 mod baselines;
 mod buses;
 mod goals;
+mod http;
 mod load;
 mod local;
 mod measure;
@@ -132,6 +133,7 @@ impl BenchArgs {
             timeout: global.timeout,
             encoding: self.encoding.encoding(),
             state_bucket: String::new(),
+            http_url: None,
         };
         let mut scoped_bucket: Option<String> = None;
         let mut created_scopes = Vec::new();
@@ -151,6 +153,11 @@ impl BenchArgs {
                             plant.use_state(durability).await?;
                         }
                         env.state_bucket = plant.state_bucket().unwrap_or_default();
+                        if scenario.over_http() {
+                            progress
+                                .phase(format!("{}: starting the web-api bridge", scenario.name()));
+                            env.http_url = Some(plant.start_web().await?);
+                        }
                     }
                     None
                 }

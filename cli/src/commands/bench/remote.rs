@@ -82,6 +82,9 @@ impl Remote {
 
     /// Why `scenario` cannot run against this server, if it cannot.
     pub fn skip_reason(&self, scenario: Scenario) -> Option<String> {
+        if scenario.over_http() {
+            return Some("needs --local, which starts a web-api bridge of its own".into());
+        }
         match scenario.target() {
             Target::Echo if !self.echo => Some(format!(
                 "no echo service answers $SRV.PING.echo at {}",

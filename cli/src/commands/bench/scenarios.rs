@@ -78,6 +78,8 @@ pub struct Env {
     pub encoding: Encoding,
     /// KV bucket of the state service being measured.
     pub state_bucket: String,
+    /// The web-api bridge `--local` started, for the `http-*` scenarios.
+    pub http_url: Option<String>,
 }
 
 /// How a side runs a round.
@@ -182,6 +184,11 @@ pub async fn prepare(
         Scenario::BusCapture => buses::capture_pair(env, label).await?,
         Scenario::Pipe64 => buses::pipe_pair(env, label).await?,
         Scenario::ControlUnderLoad => buses::control_pair(env, label).await?,
+        Scenario::HttpStateGet64 => {
+            preload(env, keys, progress).await?;
+            super::http::get_pair(env, keys, label)?
+        }
+        Scenario::HttpWatch => super::http::watch_pair(env, label).await?,
     })
 }
 
@@ -214,7 +221,7 @@ pub async fn delete_scope(env: &Env, scope: &str) -> anyhow::Result<()> {
 }
 
 /// A side sending `payload(i)` to `subject` and decoding the reply as `R`.
-fn request_side<R: WireMessage>(
+pub(super) fn request_side<R: WireMessage>(
     env: &Env,
     subject: String,
     payload: impl Fn(usize) -> Bytes + Send + Sync + 'static,
@@ -275,12 +282,12 @@ fn echo_side(
 }
 
 /// Key `n` of the preloaded set.
-fn get_key(n: usize) -> String {
+pub(super) fn get_key(n: usize) -> String {
     format!("get-{n:06}")
 }
 
 /// A well-spread, deterministic choice of a key for operation `i`.
-fn pick(i: usize, keys: usize) -> usize {
+pub(super) fn pick(i: usize, keys: usize) -> usize {
     i.wrapping_mul(2_654_435_761) % keys.max(1)
 }
 
@@ -329,10 +336,10 @@ async fn preload(env: &Env, keys: usize, progress: &mut Progress) -> anyhow::Res
 pub type Values = Pin<Box<dyn Stream<Item = Result<String, String>> + Send>>;
 
 /// One watched path: set requests to `subject`, values from `values`.
-struct WatchedPath {
-    label: String,
-    subject: String,
-    values: Values,
+pub(super) struct WatchedPath {
+    pub(super) label: String,
+    pub(super) subject: String,
+    pub(super) values: Values,
 }
 
 /// request → plantd → watcher, and request → kv responder's put → watcher, one at a time.
@@ -394,7 +401,7 @@ async fn watch_pair(env: &Env, label: String) -> anyhow::Result<Pair> {
 
 /// A side that sets [`WATCHED_KEY`] to a new value through `path` and waits for the reply and
 /// for its watcher to yield the value.
-fn watched_side(env: &Env, path: WatchedPath, serial: Arc<AtomicU64>) -> Side {
+pub(super) fn watched_side(env: &Env, path: WatchedPath, serial: Arc<AtomicU64>) -> Side {
     let (client, timeout, encoding) = (env.client.clone(), env.timeout, env.encoding);
     let headers: HeaderMap = encoding.headers();
     let subject: Arc<str> = path.subject.into();
