@@ -15,7 +15,7 @@ use serde_json::Value;
 /// Far above the ~5 s the tiny run takes in a debug build, for a loaded machine.
 const DEADLINE: Duration = Duration::from_secs(120);
 
-const SCENARIOS: [&str; 12] = [
+const SCENARIOS: [&str; 14] = [
     "echo-1",
     "echo-64",
     "state-get-64",
@@ -28,6 +28,8 @@ const SCENARIOS: [&str; 12] = [
     "bus-capture",
     "pipe-64",
     "control-under-load",
+    "http-state-get-64",
+    "http-watch",
 ];
 
 /// Operations per round and path of the smoke run.
