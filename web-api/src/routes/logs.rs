@@ -91,7 +91,7 @@ fn time_param(
 }
 
 /// Queries the logger.
-#[utoipa::path(get, path = "/api/v1/logs", tag = "logs", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/logs", operation_id = "query_logs", tag = "logs", security(("bearer" = [])),
     params(LogsParams),
     responses(
         (status = 200, description = "Matching records", body = LogsReply),

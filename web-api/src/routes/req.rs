@@ -50,7 +50,7 @@ fn checked_subject(subject: &str) -> ApiResult<()> {
 }
 
 /// Sends the body to `subject` and answers with the reply.
-#[utoipa::path(post, path = "/api/v1/req/{subject}", tag = "requests", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/req/{subject}", operation_id = "request", tag = "requests", security(("bearer" = [])),
     params(("subject" = String, Path, description = "NATS subject, e.g. `plantd.echo.echo`"), ReqParams),
     request_body(content = Vec<u8>, description = "Sent as is (JSON for plantd services)", content_type = "application/json"),
     responses(

@@ -128,7 +128,7 @@ pub struct HealthReply {
 }
 
 /// Every running instance, with its health.
-#[utoipa::path(get, path = "/api/v1/services", tag = "services", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/services", operation_id = "list_services", tag = "services", security(("bearer" = [])),
     responses(
         (status = 200, description = "Instances", body = ServicesReply),
         (status = 401, description = "No valid session", body = ErrorBody),
@@ -144,7 +144,7 @@ pub async fn list(
 }
 
 /// The instances of one service.
-#[utoipa::path(get, path = "/api/v1/services/{name}", tag = "services", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/services/{name}", operation_id = "service_info", tag = "services", security(("bearer" = [])),
     params(("name" = String, Path, description = "Service name")),
     responses(
         (status = 200, description = "Its instances", body = ServicesReply),
@@ -165,7 +165,7 @@ pub async fn info(
 }
 
 /// Request counters of every instance of a service.
-#[utoipa::path(get, path = "/api/v1/services/{name}/stats", tag = "services", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/services/{name}/stats", operation_id = "service_stats", tag = "services", security(("bearer" = [])),
     params(("name" = String, Path, description = "Service name")),
     responses(
         (status = 200, description = "Counters", body = StatsReply),
@@ -207,7 +207,7 @@ pub async fn stats(
 }
 
 /// Health of every instance of a service, with its checks.
-#[utoipa::path(get, path = "/api/v1/services/{name}/health", tag = "services", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/services/{name}/health", operation_id = "service_health", tag = "services", security(("bearer" = [])),
     params(("name" = String, Path, description = "Service name")),
     responses(
         (status = 200, description = "Health per instance", body = HealthReply),

@@ -193,7 +193,7 @@ fn etag(version: u64) -> HeaderValue {
 }
 
 /// Reads one key.
-#[utoipa::path(get, path = "/api/v1/state/{scope}/keys/{key}", tag = "state", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/state/{scope}/keys/{key}", operation_id = "get_key", tag = "state", security(("bearer" = [])),
     params(("scope" = String, Path, description = "Scope (`site1.line2`)"), ("key" = String, Path, description = "Key")),
     responses(
         (status = 200, description = "The key; `ETag` is its version", body = EntryReply),
@@ -219,7 +219,7 @@ pub async fn get(
 }
 
 /// Sets one key; `If-Match` makes it a compare-and-set, `If-None-Match: *` a create.
-#[utoipa::path(put, path = "/api/v1/state/{scope}/keys/{key}", tag = "state", security(("bearer" = [])),
+#[utoipa::path(put, path = "/api/v1/state/{scope}/keys/{key}", operation_id = "set_key", tag = "state", security(("bearer" = [])),
     params(
         ("scope" = String, Path, description = "Scope"), ("key" = String, Path, description = "Key"),
         ("If-Match" = Option<String>, Header, description = "Write only if the key is at this version (`\"3\"`)"),
@@ -272,7 +272,7 @@ pub async fn set(
 }
 
 /// Deletes one key (`If-Match`: only at that version).
-#[utoipa::path(delete, path = "/api/v1/state/{scope}/keys/{key}", tag = "state", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/api/v1/state/{scope}/keys/{key}", operation_id = "delete_key", tag = "state", security(("bearer" = [])),
     params(
         ("scope" = String, Path, description = "Scope"), ("key" = String, Path, description = "Key"),
         ("If-Match" = Option<String>, Header, description = "Delete only if the key is at this version"),
@@ -301,7 +301,7 @@ pub async fn delete(
 }
 
 /// Lists the keys of a scope, a page at a time.
-#[utoipa::path(get, path = "/api/v1/state/{scope}", tag = "state", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/state/{scope}", operation_id = "list_keys", tag = "state", security(("bearer" = [])),
     params(("scope" = String, Path, description = "Scope"), ListParams),
     responses(
         (status = 200, description = "A page of keys", body = ListReply),
@@ -337,7 +337,7 @@ pub async fn list(
 }
 
 /// Every scope.
-#[utoipa::path(get, path = "/api/v1/scopes", tag = "state", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/scopes", operation_id = "list_scopes", tag = "state", security(("bearer" = [])),
     responses(
         (status = 200, description = "Scopes", body = ScopesReply),
         (status = 403, description = "Refused by the NATS server", body = ErrorBody),
@@ -368,7 +368,7 @@ pub async fn scopes(
 }
 
 /// Creates a scope (idempotent).
-#[utoipa::path(put, path = "/api/v1/scopes/{scope}", tag = "state", security(("bearer" = [])),
+#[utoipa::path(put, path = "/api/v1/scopes/{scope}", operation_id = "create_scope", tag = "state", security(("bearer" = [])),
     params(("scope" = String, Path, description = "Scope")),
     responses(
         (status = 200, description = "Created, or existed", body = ScopeCreateReply),
@@ -396,7 +396,7 @@ pub async fn create_scope(
 }
 
 /// Deletes a scope with every key in it.
-#[utoipa::path(delete, path = "/api/v1/scopes/{scope}", tag = "state", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/api/v1/scopes/{scope}", operation_id = "delete_scope", tag = "state", security(("bearer" = [])),
     params(("scope" = String, Path, description = "Scope")),
     responses(
         (status = 200, description = "Deleted (or was not there)", body = ScopeDeleteReply),

@@ -88,7 +88,7 @@ pub struct ChangeEvent {
 }
 
 /// Streams the changes of a scope (events `change`; `warning` when the watch hiccups).
-#[utoipa::path(get, path = "/api/v1/state/{scope}/watch", tag = "state", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/state/{scope}/watch", operation_id = "watch_state", tag = "state", security(("bearer" = [])),
     params(
         ("scope" = String, Path, description = "Scope"), WatchParams,
         ("Last-Event-ID" = Option<String>, Header, description = "Resume after this revision"),
@@ -197,7 +197,7 @@ pub struct HealthEvent {
 }
 
 /// Streams service health (event `health`) on connect and on every change.
-#[utoipa::path(get, path = "/api/v1/health/watch", tag = "services", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/health/watch", operation_id = "watch_health", tag = "services", security(("bearer" = [])),
     responses(
         (status = 200, description = "`text/event-stream` of events `health` (data: HealthEvent)", content_type = "text/event-stream", body = HealthEvent),
         (status = 401, description = "No valid session", body = ErrorBody),
