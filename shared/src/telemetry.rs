@@ -4,6 +4,8 @@
 //! Services log with structured fields (`scope = %scope`); JSON lines suit log shippers, text
 //! suits a terminal. Set-up is idempotent so tests and `plant up` can call it freely.
 
+use std::io::IsTerminal as _;
+
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
 use crate::{
@@ -41,8 +43,14 @@ fn install(format: LogFormat, level: &str, ship: Option<log_ship::ShipLayer>) ->
         LogFormat::Json => registry
             .with(fmt::layer().json().with_writer(std::io::stderr))
             .try_init(),
+        // Colours only on a terminal: a service's stderr is usually a log file (`plant up`),
+        // where escape codes are noise for people, for grep and for log shippers.
         LogFormat::Text => registry
-            .with(fmt::layer().with_writer(std::io::stderr))
+            .with(
+                fmt::layer()
+                    .with_ansi(std::io::stderr().is_terminal())
+                    .with_writer(std::io::stderr),
+            )
             .try_init(),
     };
     result.is_ok()

@@ -15,7 +15,7 @@ use serde_json::Value;
 /// Far above the ~5 s the tiny run takes in a debug build, for a loaded machine.
 const DEADLINE: Duration = Duration::from_secs(120);
 
-const SCENARIOS: [&str; 14] = [
+const SCENARIOS: [&str; 15] = [
     "echo-1",
     "echo-64",
     "state-get-64",
@@ -29,6 +29,7 @@ const SCENARIOS: [&str; 14] = [
     "pipe-64",
     "control-under-load",
     "http-state-get-64",
+    "http-proxy-get-64",
     "http-watch",
 ];
 

@@ -61,6 +61,18 @@ async fn sessions_pages_and_errors() -> anyhow::Result<()> {
         );
     }
 
+    // No CORS origin configured (plant up's default): same origin only, no grant to others.
+    let resp = web
+        .req(Method::GET, "/healthz")
+        .header("origin", "https://elsewhere.example")
+        .send()
+        .await?;
+    assert!(
+        !resp.headers().contains_key("access-control-allow-origin"),
+        "{:?}",
+        resp.headers()
+    );
+
     // Request ids: a new one on every response; the caller's own kept.
     let resp = web
         .req(Method::GET, "/healthz")

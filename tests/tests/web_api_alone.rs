@@ -1,7 +1,7 @@
 //! `plantd-web-api` run alone against an existing hub (one started with `plant up --no-auth
 //! --no-http`), over HTTPS (rustls, a certificate made by openssl for this test): the open
-//! hub's anonymous session, its state endpoints, plain HTTP refused on the TLS port, and a
-//! graceful stop with a live stream open.
+//! hub's anonymous session, its state endpoints, CORS for the one configured origin only,
+//! plain HTTP refused on the TLS port, and a graceful stop with a live stream open.
 
 mod identity_common;
 
@@ -24,6 +24,30 @@ async fn curl(ca: &std::path::Path, args: &[&str]) -> anyhow::Result<(u16, Strin
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     let (body, code) = text.rsplit_once('\n').unwrap_or(("", text.as_str()));
     Ok((code.trim().parse().unwrap_or(0), body.to_string()))
+}
+
+/// The one origin the bridge is configured to allow (CORS).
+const HMI: &str = "https://hmi.plant.example";
+
+/// The response headers (lowercase names) of a `curl` over HTTPS trusting only `ca`.
+async fn curl_headers(ca: &std::path::Path, args: &[&str]) -> anyhow::Result<String> {
+    let out = tokio::process::Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "10",
+            "-o",
+            "/dev/null",
+            "-D",
+            "-",
+            "--cacert",
+        ])
+        .arg(ca)
+        .args(args)
+        .output()
+        .await
+        .context("curl runs")?;
+    Ok(String::from_utf8_lossy(&out.stdout).to_ascii_lowercase())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -74,6 +98,8 @@ async fn alone_over_tls_against_an_open_hub() -> anyhow::Result<()> {
             format!("tls_key={}", key.display()),
             "--set".into(),
             "shutdown_grace_ms=2000".into(),
+            "--set".into(),
+            format!("cors_allowed_origins={HMI}"),
         ],
         [("RUST_LOG", "info")],
     )?;
@@ -123,6 +149,66 @@ async fn alone_over_tls_against_an_open_hub() -> anyhow::Result<()> {
     let (code, body) = curl(&cert, &[&key_url]).await?;
     assert_eq!(code, 200, "{body}");
     assert!(body.contains(r#""value":"auto""#), "{body}");
+
+    // CORS: the configured origin may call (a preflight for a write with the bearer header is
+    // answered; a read carries the allow-origin), any other origin gets no CORS grant.
+    let preflight = |origin: &'static str| {
+        let (cert, key_url) = (cert.clone(), key_url.clone());
+        async move {
+            curl_headers(
+                &cert,
+                &[
+                    "-X",
+                    "OPTIONS",
+                    "-H",
+                    &format!("origin: {origin}"),
+                    "-H",
+                    "access-control-request-method: PUT",
+                    "-H",
+                    "access-control-request-headers: authorization, content-type, if-match",
+                    &key_url,
+                ],
+            )
+            .await
+        }
+    };
+    let granted = preflight(HMI).await?;
+    assert!(
+        granted.starts_with("http/") && granted.contains(" 200"),
+        "{granted}"
+    );
+    assert!(
+        granted.contains(&format!("access-control-allow-origin: {HMI}")),
+        "{granted}"
+    );
+    assert!(
+        granted.contains("access-control-allow-methods:"),
+        "{granted}"
+    );
+    assert!(
+        granted.contains("authorization") && granted.contains("if-match"),
+        "{granted}"
+    );
+    let read = curl_headers(&cert, &["-H", &format!("origin: {HMI}"), &key_url]).await?;
+    assert!(
+        read.contains(&format!("access-control-allow-origin: {HMI}"))
+            && read.contains("access-control-expose-headers:")
+            && read.contains("etag"),
+        "{read}"
+    );
+    for foreign in [
+        preflight("https://elsewhere.example").await?,
+        curl_headers(
+            &cert,
+            &["-H", "origin: https://elsewhere.example", &key_url],
+        )
+        .await?,
+    ] {
+        assert!(
+            !foreign.contains("access-control-allow-origin"),
+            "a foreign origin gets no CORS grant:\n{foreign}"
+        );
+    }
 
     // Plain HTTP on the TLS port gets no answer.
     let (code, _) = curl(&cert, &[&format!("http://127.0.0.1:{port}/healthz")]).await?;

@@ -13,9 +13,29 @@ use crate::session::{Session, Sessions};
 /// The name of the session cookie (accepted for GET only).
 pub const SESSION_COOKIE: &str = "plantd_session";
 
-/// Shared by every handler.
+/// Shared by every handler. axum clones the state for every request (and every middleware
+/// that reads it), so it is one `Arc`: a clone is one atomic increment, not one per field
+/// (cloning the shutdown token alone takes a lock).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    /// Wraps what the handlers share.
+    pub fn new(shared: Shared) -> AppState {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] holds.
+pub struct Shared {
     /// Sessions and logins.
     pub sessions: Arc<Sessions>,
     /// The settings.

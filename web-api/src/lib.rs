@@ -84,13 +84,13 @@ pub async fn run(config: WebApiConfig, shutdown: Shutdown) -> Result<(), ServeEr
         Sessions::open(&config.common.nats_url, client, timeout)
     };
     let sessions = Arc::new(sessions);
-    let app = AppState {
+    let app = AppState::new(app::Shared {
         sessions: sessions.clone(),
         config: Arc::new(config.clone()),
         health,
         state_bucket: config.state_bucket.clone(),
         shutdown: shutdown.clone(),
-    };
+    });
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .map_err(|e| ServeError::Setup(format!("listen: cannot bind {}: {e}", config.listen)))?;

@@ -165,6 +165,11 @@ pub enum Scenario {
     /// same gets over NATS.
     #[value(name = "http-state-get-64")]
     HttpStateGet64,
+    /// `http-state-get-64`'s gets through the bridge vs through a bare HTTP→NATS proxy the
+    /// bench serves (one route, one request, the reply as JSON): what the bridge's own layers
+    /// cost apart from HTTP.
+    #[value(name = "http-proxy-get-64")]
+    HttpProxyGet64,
     /// `state-watch` heard through the bridge's SSE stream vs through a NATS watch.
     #[value(name = "http-watch")]
     HttpWatch,
@@ -172,7 +177,7 @@ pub enum Scenario {
 
 impl Scenario {
     /// Every scenario, in the order they run.
-    pub const ALL: [Scenario; 14] = [
+    pub const ALL: [Scenario; 15] = [
         Scenario::Echo1,
         Scenario::Echo64,
         Scenario::StateGet64,
@@ -186,6 +191,7 @@ impl Scenario {
         Scenario::Pipe64,
         Scenario::ControlUnderLoad,
         Scenario::HttpStateGet64,
+        Scenario::HttpProxyGet64,
         Scenario::HttpWatch,
     ];
 
@@ -205,6 +211,7 @@ impl Scenario {
             Scenario::Pipe64 => "pipe-64",
             Scenario::ControlUnderLoad => "control-under-load",
             Scenario::HttpStateGet64 => "http-state-get-64",
+            Scenario::HttpProxyGet64 => "http-proxy-get-64",
             Scenario::HttpWatch => "http-watch",
         }
     }
@@ -236,14 +243,17 @@ impl Scenario {
             Scenario::BusCapture => 30_000,
             Scenario::Pipe64 => 10_000,
             Scenario::ControlUnderLoad => 1_000,
-            Scenario::HttpStateGet64 => 20_000,
+            Scenario::HttpStateGet64 | Scenario::HttpProxyGet64 => 20_000,
             Scenario::HttpWatch => 1_000,
         }
     }
 
     /// Whether the plantd path goes through the web-api bridge (which only `--local` starts).
     pub fn over_http(self) -> bool {
-        matches!(self, Scenario::HttpStateGet64 | Scenario::HttpWatch)
+        matches!(
+            self,
+            Scenario::HttpStateGet64 | Scenario::HttpProxyGet64 | Scenario::HttpWatch
+        )
     }
 
     /// The service measured.
@@ -296,7 +306,9 @@ impl Scenario {
             | Scenario::BusCapture
             | Scenario::Pipe64
             | Scenario::ControlUnderLoad => Baseline::Direct,
-            Scenario::HttpStateGet64 | Scenario::HttpWatch => Baseline::OverNats,
+            Scenario::HttpStateGet64 | Scenario::HttpProxyGet64 | Scenario::HttpWatch => {
+                Baseline::OverNats
+            }
         }
     }
 
@@ -309,6 +321,7 @@ impl Scenario {
             (Scenario::Pipe64, _) => "raw pull loop",
             (Scenario::ControlUnderLoad, _) => "idle",
             (Scenario::HttpStateGet64, _) => "state-get over nats",
+            (Scenario::HttpProxyGet64, _) => "bare http proxy",
             (Scenario::HttpWatch, _) => "state-watch over nats",
             (_, Baseline::RawEcho) => "raw echo",
             (_, Baseline::Set(set)) => set.label(),

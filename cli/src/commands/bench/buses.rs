@@ -604,7 +604,7 @@ async fn recreate_stream(env: &Env, config: stream::Config) -> anyhow::Result<st
 }
 
 /// A connection of its own (the listener of `bus-pub`, the flood of `control-under-load`).
-async fn connect(env: &Env, name: &str) -> anyhow::Result<Client> {
+pub(super) async fn connect(env: &Env, name: &str) -> anyhow::Result<Client> {
     connection::connect(&env.url, env.creds.clone(), name, StartMode::FailFast, None)
         .await
         .with_context(|| format!("cannot open the {name} connection"))

@@ -41,13 +41,12 @@ fn http_client(env: &Env) -> anyhow::Result<reqwest::Client> {
         .context("cannot build the HTTP client")
 }
 
-/// Gets of the preloaded keys over HTTP vs over NATS.
-pub fn get_pair(env: &Env, keys: usize, label: String) -> anyhow::Result<Pair> {
-    let base = bridge(env)?;
+/// A side getting the preloaded keys at `prefix` + key over HTTP, JSON replies.
+fn http_get_side(env: &Env, keys: usize, label: &str, prefix: String) -> anyhow::Result<Side> {
     let client = http_client(env)?;
-    let prefix: Arc<str> = format!("{base}/api/v1/state/{SCOPE}/keys/").into();
-    let plantd = Side {
-        label: "plantd http".into(),
+    let prefix: Arc<str> = prefix.into();
+    Ok(Side {
+        label: label.into(),
         drive: Drive::Ops(op(move |i| {
             let url = format!("{prefix}{}", get_key(pick(i, keys)));
             let client = client.clone();
@@ -64,7 +63,18 @@ pub fn get_pair(env: &Env, keys: usize, label: String) -> anyhow::Result<Pair> {
             }
         })),
         mirror: None,
-    };
+    })
+}
+
+/// Gets of the preloaded keys over HTTP vs over NATS.
+pub fn get_pair(env: &Env, keys: usize, label: String) -> anyhow::Result<Pair> {
+    let base = bridge(env)?;
+    let plantd = http_get_side(
+        env,
+        keys,
+        "plantd http",
+        format!("{base}/api/v1/state/{SCOPE}/keys/"),
+    )?;
     let encoding = env.encoding;
     let mut baseline =
         request_side::<GetResponse>(env, subjects::state::key_op("get", SCOPE), move |i| {
@@ -153,4 +163,96 @@ pub async fn watch_pair(env: &Env, label: String) -> anyhow::Result<Pair> {
         baseline,
         created: Vec::new(),
     })
+}
+
+/// Gets through the bridge vs through the bare proxy, both over HTTP/1.1 keep-alive.
+pub async fn proxy_pair(env: &Env, keys: usize, label: String) -> anyhow::Result<Pair> {
+    let base = bridge(env)?;
+    let plantd = http_get_side(
+        env,
+        keys,
+        "plantd http",
+        format!("{base}/api/v1/state/{SCOPE}/keys/"),
+    )?;
+    let proxy = BareProxy::start(env).await?;
+    let mut baseline = http_get_side(env, keys, &label, format!("{}/", proxy.url))?;
+    // The proxy lives as long as the side's operation does.
+    if let Drive::Ops(inner) = baseline.drive {
+        baseline.drive = Drive::Ops(op(move |i| {
+            let _alive = &proxy;
+            inner(i)
+        }));
+    }
+    Ok(Pair {
+        plantd,
+        baseline,
+        created: Vec::new(),
+    })
+}
+
+/// The bare HTTP→NATS proxy of `http-proxy-get-64`; stops when dropped.
+struct BareProxy {
+    url: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for BareProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// What the proxy answers: the entry as JSON, as the bridge's reply carries it.
+#[derive(serde::Serialize)]
+struct ProxyEntry {
+    key: String,
+    value: String,
+    version: u64,
+}
+
+impl BareProxy {
+    async fn start(env: &Env) -> anyhow::Result<BareProxy> {
+        use axum::extract::{Path, State};
+        use axum::http::StatusCode;
+
+        let nats = super::buses::connect(env, "plant-bench-proxy").await?;
+        let subject: Arc<str> = subjects::state::key_op("get", SCOPE).into();
+        let (encoding, timeout) = (env.encoding, env.timeout);
+        let get = move |State(nats): State<async_nats::Client>, Path(key): Path<String>| {
+            let subject = subject.clone();
+            async move {
+                let request = encoding.encode(&GetRequest { key });
+                let reply = plantd_shared::call::request_raw(
+                    &nats,
+                    &subject,
+                    encoding.headers(),
+                    request,
+                    timeout,
+                )
+                .await
+                .map_err(|e| (StatusCode::BAD_GATEWAY, e.to_string()))?;
+                let entry: GetResponse = encoding
+                    .decode(&reply.payload)
+                    .map_err(|e| (StatusCode::BAD_GATEWAY, e.to_string()))?;
+                Ok::<_, (StatusCode, String)>(axum::Json(ProxyEntry {
+                    key: entry.key,
+                    value: entry.value,
+                    version: entry.version,
+                }))
+            }
+        };
+        let app = axum::Router::new()
+            .route("/{key}", axum::routing::get(get))
+            .with_state(nats);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("cannot bind the bare proxy")?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let task = tokio::spawn(async move {
+            if let Err(err) = axum::serve(listener, app).await {
+                eprintln!("bench: the bare proxy stopped: {err}");
+            }
+        });
+        Ok(BareProxy { url, task })
+    }
 }

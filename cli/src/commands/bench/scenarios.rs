@@ -188,6 +188,10 @@ pub async fn prepare(
             preload(env, keys, progress).await?;
             super::http::get_pair(env, keys, label)?
         }
+        Scenario::HttpProxyGet64 => {
+            preload(env, keys, progress).await?;
+            super::http::proxy_pair(env, keys, label).await?
+        }
         Scenario::HttpWatch => super::http::watch_pair(env, label).await?,
     })
 }
