@@ -6,7 +6,8 @@
 //! config), so telemetry flooding `data` never queues behind or in front of `control`.
 //!
 //! * [`publish`] is a core publish: the fastest path, at most once to live listeners, stored
-//!   by the capture stream if the server is up. [`publish_acked`] waits for the capture
+//!   by the capture stream if the server is up. A module that publishes on the same topics
+//!   over and over checks each once as a [`Topic`] and publishes on that. [`publish_acked`] waits for the capture
 //!   stream's ack and returns the message's sequence: what a command or an event that must not
 //!   vanish uses.
 //! * [`subscribe`] listens live (core NATS; no history).
@@ -17,9 +18,9 @@
 //!   consumer would ([`crate::delivery`]) and, after a lost delivery or a lost consumer, asks
 //!   for a new one after the last message it yielded, so nothing is skipped or repeated.
 
-use std::{pin::Pin, time::Duration};
+use std::{pin::Pin, sync::Arc, time::Duration};
 
-use async_nats::{Client, HeaderMap, Subscriber};
+use async_nats::{Client, HeaderMap, Subject, Subscriber};
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use plantd_schemas::bus::v1::{ReplayRequest, ReplayResponse};
@@ -60,13 +61,16 @@ impl BusError {
     }
 }
 
-/// One message on a bus.
+/// One message on a bus. It keeps the subject it came on and points into it for the topic, so
+/// a live listener allocates nothing per message beyond what the client did.
 #[derive(Debug, Clone)]
 pub struct BusMessage {
-    /// The bus.
-    pub bus: String,
-    /// The topic (scope first).
-    pub topic: String,
+    /// The bus (shared by every message of one subscription or replay).
+    pub bus: Arc<str>,
+    /// The whole subject, `plantd.bus.<bus>.<topic>`.
+    pub subject: Subject,
+    /// Where the topic starts in `subject`.
+    topic_start: usize,
     /// Payload as published.
     pub payload: Bytes,
     /// Headers as published.
@@ -75,6 +79,72 @@ pub struct BusMessage {
     pub seq: Option<u64>,
     /// When the capture stream stored it (replays only).
     pub time: Option<OffsetDateTime>,
+}
+
+impl BusMessage {
+    /// A message that came on `subject`; `None` if the subject has no topic.
+    fn new(
+        bus: Arc<str>,
+        subject: Subject,
+        payload: Bytes,
+        headers: Option<HeaderMap>,
+    ) -> Option<Self> {
+        let topic = subjects::tail(&subject, bus::TOPIC_PREFIX_TOKENS)?;
+        let topic_start = subject.len() - topic.len();
+        Some(BusMessage {
+            bus,
+            subject,
+            topic_start,
+            payload,
+            headers,
+            seq: None,
+            time: None,
+        })
+    }
+
+    /// The topic (scope first), e.g. `site1.oven.temp`.
+    pub fn topic(&self) -> &str {
+        &self.subject[self.topic_start..]
+    }
+}
+
+/// A bus topic to publish on, checked once: publishing on it builds and checks nothing more.
+#[derive(Debug, Clone)]
+pub struct Topic {
+    bus: Arc<str>,
+    subject: Subject,
+}
+
+impl Topic {
+    /// `topic` of `bus_name`, checked: a bus name and a scope-like topic (no wildcards).
+    pub fn new(bus_name: &str, topic: &str) -> Result<Topic, BusError> {
+        check_bus(bus_name)?;
+        check_topic(topic)?;
+        Ok(Topic {
+            bus: bus_name.into(),
+            subject: Subject::from(bus::topic(bus_name, topic)),
+        })
+    }
+
+    /// The subject it publishes on.
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+
+    /// Publishes `payload` on it (core NATS: at most once, not acknowledged).
+    pub async fn publish(
+        &self,
+        client: &Client,
+        headers: Option<HeaderMap>,
+        payload: Bytes,
+    ) -> Result<(), BusError> {
+        let subject = self.subject.clone();
+        let sent = match headers {
+            Some(h) => client.publish_with_headers(subject, h, payload).await,
+            None => client.publish(subject, payload).await,
+        };
+        sent.map_err(|e| BusError::Nats(format!("cannot publish on {}: {e}", self.bus)))
+    }
 }
 
 /// Checks a topic to publish on: a scope-like subject (tokens, no wildcards).
@@ -115,14 +185,9 @@ pub async fn publish(
     headers: Option<HeaderMap>,
     payload: Bytes,
 ) -> Result<(), BusError> {
-    check_bus(bus_name)?;
-    check_topic(topic)?;
-    let subject = bus::topic(bus_name, topic);
-    let sent = match headers {
-        Some(h) => client.publish_with_headers(subject, h, payload).await,
-        None => client.publish(subject, payload).await,
-    };
-    sent.map_err(|e| BusError::Nats(format!("cannot publish on {bus_name}: {e}")))
+    Topic::new(bus_name, topic)?
+        .publish(client, headers, payload)
+        .await
 }
 
 /// Publishes and waits for the capture stream's ack; returns the message's stream sequence.
@@ -160,18 +225,14 @@ pub async fn subscribe(
         .subscribe(bus::topic(bus_name, filter))
         .await
         .map_err(|e| BusError::Nats(format!("cannot listen to {bus_name}: {e}")))?;
-    let name = bus_name.to_string();
+    let name: Arc<str> = bus_name.into();
     Ok(sub.filter_map(move |m| {
-        let topic = subjects::tail(&m.subject, bus::TOPIC_PREFIX_TOKENS).map(str::to_string);
-        let message = topic.map(|topic| BusMessage {
-            bus: name.clone(),
-            topic,
-            payload: m.payload,
-            headers: m.headers,
-            seq: None,
-            time: None,
-        });
-        std::future::ready(message)
+        std::future::ready(BusMessage::new(
+            name.clone(),
+            m.subject,
+            m.payload,
+            m.headers,
+        ))
     }))
 }
 
@@ -244,7 +305,7 @@ pub async fn replay(
     }
     let mut replay = Replay {
         client: client.clone(),
-        bus: bus_name.to_string(),
+        bus: bus_name.into(),
         stream: bus::stream(bus_name),
         spec,
         current: None,
@@ -272,7 +333,7 @@ struct Current {
 
 struct Replay {
     client: Client,
-    bus: String,
+    bus: Arc<str>,
     stream: String,
     spec: ReplaySpec,
     current: Option<Current>,
@@ -410,17 +471,17 @@ impl Replay {
             return Delivery::Skip;
         }
         self.last_yielded = Some(stream_seq);
-        let Some(topic) = subjects::tail(&message.subject, bus::TOPIC_PREFIX_TOKENS) else {
+        let Some(mut delivered) = BusMessage::new(
+            self.bus.clone(),
+            message.subject,
+            message.payload,
+            message.headers,
+        ) else {
             return Delivery::Skip;
         };
-        Delivery::Message(Box::new(BusMessage {
-            bus: self.bus.clone(),
-            topic: topic.to_string(),
-            payload: message.payload,
-            headers: message.headers,
-            seq: Some(stream_seq),
-            time,
-        }))
+        delivered.seq = Some(stream_seq);
+        delivered.time = time;
+        Delivery::Message(Box::new(delivered))
     }
 }
 
@@ -433,6 +494,39 @@ enum Delivery {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_topic_is_checked_once_and_a_message_points_into_its_subject() {
+        let topic = Topic::new("data", "site1.oven.temp").expect("a good topic");
+        assert_eq!(topic.subject(), "plantd.bus.data.site1.oven.temp");
+        assert!(matches!(
+            Topic::new("Data!", "site1.x"),
+            Err(BusError::Invalid { field: "bus", .. })
+        ));
+        assert!(matches!(
+            Topic::new("data", "site1.*"),
+            Err(BusError::Invalid { field: "topic", .. })
+        ));
+        let message = BusMessage::new(
+            "data".into(),
+            Subject::from("plantd.bus.data.site1.oven.temp"),
+            Bytes::from_static(b"21.5"),
+            None,
+        )
+        .expect("a bus subject");
+        assert_eq!(message.topic(), "site1.oven.temp");
+        assert_eq!(&*message.bus, "data");
+        assert!(
+            BusMessage::new(
+                "data".into(),
+                Subject::from("plantd.bus.data"),
+                Bytes::new(),
+                None
+            )
+            .is_none(),
+            "no topic, no message"
+        );
+    }
 
     #[test]
     fn topics_are_scopes_and_filters_allow_wildcards_in_their_place() {

@@ -15,7 +15,7 @@ use serde_json::Value;
 /// Far above the ~5 s the tiny run takes in a debug build, for a loaded machine.
 const DEADLINE: Duration = Duration::from_secs(120);
 
-const SCENARIOS: [&str; 15] = [
+const SCENARIOS: [&str; 16] = [
     "echo-1",
     "echo-64",
     "state-get-64",
@@ -25,6 +25,7 @@ const SCENARIOS: [&str; 15] = [
     "state-watch",
     "state-set-full-64",
     "bus-pub",
+    "bus-pub-captured",
     "bus-capture",
     "pipe-64",
     "control-under-load",

@@ -76,7 +76,7 @@ async fn capture_then_replay_gives_exactly_the_published_messages_in_order() -> 
     let all = replay_all(&b.client, "data", spec("site1", ReplayFrom::Oldest)).await?;
     assert_eq!(payloads(&all), site1);
     assert_eq!(all.iter().map(|m| m.seq.unwrap()).collect::<Vec<_>>(), seqs);
-    assert!(all.iter().all(|m| m.topic.starts_with("site1.")));
+    assert!(all.iter().all(|m| m.topic().starts_with("site1.")));
 
     // By sequence: from the 100th site1 message on.
     let from = replay_all(&b.client, "data", spec("site1", ReplayFrom::Seq(seqs[100]))).await?;
@@ -114,7 +114,7 @@ async fn capture_then_replay_gives_exactly_the_published_messages_in_order() -> 
     temps.topic = "*.temp".into();
     let temps = replay_all(&b.client, "data", temps).await?;
     assert_eq!(temps.len(), 100);
-    assert!(temps.iter().all(|m| m.topic == "site1.oven.temp"));
+    assert!(temps.iter().all(|m| m.topic() == "site1.oven.temp"));
 
     // A replay ends at the last message stored when it began, even while publishing goes on.
     let live = replay_all(&b.client, "data", spec("site2", ReplayFrom::Oldest));

@@ -4,12 +4,6 @@
 use clap::Parser;
 use plantd_shared::process::{ServiceArgs, service_main};
 
-/// Every request allocates (headers, the JSON body, the NATS message); mimalloc's per-thread
-/// heaps make that cheaper than glibc's malloc, whose arenas showed as ~15 % of the bridge's
-/// CPU under load (docs/performance.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// The plantd HTTP API bridge and web UI.
 #[derive(Parser)]
 #[command(version, about)]

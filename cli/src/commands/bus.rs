@@ -273,8 +273,8 @@ fn write_message(
     message: BusMessage,
 ) -> anyhow::Result<()> {
     let line = MessageOutput {
-        bus: message.bus,
-        topic: message.topic,
+        bus: message.bus.to_string(),
+        topic: message.topic().to_string(),
         seq: message.seq,
         time: message.time.and_then(|t| t.format(&Rfc3339).ok()),
         data: String::from_utf8_lossy(&message.payload).into_owned(),

@@ -89,8 +89,8 @@ pub async fn tail(
     });
     let events = messages.map(|m| {
         let data = BusEvent {
-            bus: m.bus,
-            topic: m.topic,
+            bus: m.bus.to_string(),
+            topic: m.topic().to_string(),
             data: String::from_utf8_lossy(&m.payload).into_owned(),
         };
         Event::default()

@@ -149,6 +149,10 @@ pub enum Scenario {
     /// delivered msgs/s to a live subscriber, vs the same on a subject no stream captures.
     #[value(name = "bus-pub")]
     BusPub,
+    /// `bus-pub` with the raw subject captured too, by a stream with the data bus's config: what
+    /// plantd's bus code costs live delivery, the capture being paid on both sides.
+    #[value(name = "bus-pub-captured")]
+    BusPubCaptured,
     /// Acked publishes onto the data bus, 64 acks outstanding, vs raw JetStream publishes onto
     /// a stream the bench creates with the data bus's limits.
     #[value(name = "bus-capture")]
@@ -177,7 +181,7 @@ pub enum Scenario {
 
 impl Scenario {
     /// Every scenario, in the order they run.
-    pub const ALL: [Scenario; 15] = [
+    pub const ALL: [Scenario; 16] = [
         Scenario::Echo1,
         Scenario::Echo64,
         Scenario::StateGet64,
@@ -187,6 +191,7 @@ impl Scenario {
         Scenario::StateWatch,
         Scenario::StateSetFull64,
         Scenario::BusPub,
+        Scenario::BusPubCaptured,
         Scenario::BusCapture,
         Scenario::Pipe64,
         Scenario::ControlUnderLoad,
@@ -207,6 +212,7 @@ impl Scenario {
             Scenario::StateWatch => "state-watch",
             Scenario::StateSetFull64 => "state-set-full-64",
             Scenario::BusPub => "bus-pub",
+            Scenario::BusPubCaptured => "bus-pub-captured",
             Scenario::BusCapture => "bus-capture",
             Scenario::Pipe64 => "pipe-64",
             Scenario::ControlUnderLoad => "control-under-load",
@@ -224,6 +230,7 @@ impl Scenario {
             | Scenario::StateWatch
             | Scenario::HttpWatch
             | Scenario::BusPub
+            | Scenario::BusPubCaptured
             | Scenario::ControlUnderLoad => 1,
             _ => 64,
         }
@@ -239,7 +246,7 @@ impl Scenario {
             Scenario::StateSet64 | Scenario::StateSetNaive64 => 10_000,
             Scenario::StateWatch => 1_000,
             Scenario::StateSetFull64 => 3_000,
-            Scenario::BusPub => 200_000,
+            Scenario::BusPub | Scenario::BusPubCaptured => 200_000,
             Scenario::BusCapture => 30_000,
             Scenario::Pipe64 => 10_000,
             Scenario::ControlUnderLoad => 1_000,
@@ -261,6 +268,7 @@ impl Scenario {
         match self {
             Scenario::Echo1 | Scenario::Echo64 => Target::Echo,
             Scenario::BusPub
+            | Scenario::BusPubCaptured
             | Scenario::BusCapture
             | Scenario::Pipe64
             | Scenario::ControlUnderLoad => Target::Bus,
@@ -303,6 +311,7 @@ impl Scenario {
             Scenario::StateSetNaive64 => Baseline::Set(SetBaseline::Naive(Durability::Normal)),
             Scenario::StateSetFull64 => Baseline::Set(SetBaseline::Naive(Durability::Full)),
             Scenario::BusPub
+            | Scenario::BusPubCaptured
             | Scenario::BusCapture
             | Scenario::Pipe64
             | Scenario::ControlUnderLoad => Baseline::Direct,
@@ -317,6 +326,7 @@ impl Scenario {
         match (self, self.baseline()) {
             (Scenario::StateWatch, _) => "kv put→watch",
             (Scenario::BusPub, _) => "raw core nats",
+            (Scenario::BusPubCaptured, _) => "raw captured",
             (Scenario::BusCapture, _) => "raw js publish",
             (Scenario::Pipe64, _) => "raw pull loop",
             (Scenario::ControlUnderLoad, _) => "idle",

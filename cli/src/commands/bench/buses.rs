@@ -4,7 +4,8 @@
 //! Both paths of a scenario send the same 64-byte samples (each carrying its serial number) on
 //! the same connections, spread over the same number of topics; only what plantd adds differs.
 //!
-//! * **bus-pub**: one task core-publishes a round's messages as fast as it can on
+//! * **bus-pub**: one task core-publishes (`bus::Topic::publish`, each of the 16 topics
+//!   checked once) a round's messages as fast as it can on
 //!   `plantd.bus.data.plantd-bench.pub.*`, at most [`PUB_WINDOW`] ahead of what a live
 //!   subscriber on a second connection has received; the figure is delivered messages per
 //!   second, from the first publish to the last receipt, and a message's latency is its
@@ -12,6 +13,9 @@
 //!   stream stores every message as well, so this measures what capture costs live delivery;
 //!   the baseline is the same on a subject no stream captures. After each plantd round the
 //!   runner waits for the capture stream to have stored the round (its lag is reported).
+//!   **bus-pub-captured** is the same with the raw subject captured too, by a stream the bench
+//!   creates with `PLANTD_BUS_DATA`'s config (and deletes after), so both sides pay for the
+//!   capture and the ratio is what `bus::publish`/`bus::subscribe` cost.
 //! * **bus-capture**: acked publishes (`bus::publish_acked`) onto the data bus, 64 acks
 //!   outstanding, vs raw JetStream publishes with the same window onto a stream the bench
 //!   creates with the data bus's own limits (copied from `PLANTD_BUS_DATA`) and deletes after.
@@ -90,6 +94,8 @@ const PULL_HEARTBEAT: Duration = Duration::from_secs(5);
 const PULL_EXPIRES: Duration = Duration::from_secs(30);
 /// The raw streams, subjects and consumer the baselines use (outside `plantd.>`).
 const RAW_PUB_PREFIX: &str = "bench.raw.data";
+const RAW_PUB_CAPTURED_STREAM: &str = "BENCH_RAW_PUB_CAPTURED";
+const RAW_PUB_CAPTURED_PREFIX: &str = "bench.raw.pubcap";
 const RAW_CAPTURE_STREAM: &str = "BENCH_RAW_CAPTURE";
 const RAW_CAPTURE_PREFIX: &str = "bench.raw.capture";
 const RAW_PIPE_STREAM: &str = "BENCH_RAW_PIPE";
@@ -99,9 +105,36 @@ const RAW_PIPE_CONSUMER: &str = "bench-raw";
 /// Payloads a live subscriber receives.
 type Deliveries = Pin<Box<dyn Stream<Item = Bytes> + Send>>;
 
-/// `bus-pub`: the data bus vs a subject no stream captures, one publishing task each.
-pub async fn pub_pair(env: &Env, label: String) -> anyhow::Result<Pair> {
+/// Whether the raw side of a firehose scenario publishes where a stream captures it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RawCapture {
+    /// `bus-pub`: onto a subject no stream captures (what capture costs delivery).
+    None,
+    /// `bus-pub-captured`: onto a stream with the data bus's own config (what plantd's bus
+    /// code costs delivery, the capture being on both sides).
+    Stream,
+}
+
+/// `bus-pub` and `bus-pub-captured`: the data bus vs a raw subject, one publishing task each.
+pub async fn pub_pair(env: &Env, label: String, raw_capture: RawCapture) -> anyhow::Result<Pair> {
     let capture = bus_stream(env, DATA).await?;
+    let (raw_prefix, raw_mirror, created) = match raw_capture {
+        RawCapture::None => (RAW_PUB_PREFIX, None, Vec::new()),
+        RawCapture::Stream => {
+            let mut config = capture.cached_info().config.clone();
+            config.name = RAW_PUB_CAPTURED_STREAM.into();
+            config.subjects = vec![format!("{RAW_PUB_CAPTURED_PREFIX}.>")];
+            config.description =
+                Some("plant bench: captured raw baseline of bus-pub-captured".into());
+            config.metadata.clear();
+            let stream = recreate_stream(env, config).await?;
+            (
+                RAW_PUB_CAPTURED_PREFIX,
+                Some(stream),
+                vec![RAW_PUB_CAPTURED_STREAM.to_string()],
+            )
+        }
+    };
     let listener = connect(env, "plant-bench-listener").await?;
     let plantd_deliveries: Deliveries = Box::pin(
         bus::subscribe(&listener, DATA, &topic("pub", ">"))
@@ -110,23 +143,30 @@ pub async fn pub_pair(env: &Env, label: String) -> anyhow::Result<Pair> {
     );
     let raw_deliveries: Deliveries = Box::pin(
         listener
-            .subscribe(format!("{RAW_PUB_PREFIX}.{}", topic("pub", ">")))
+            .subscribe(format!("{raw_prefix}.{}", topic("pub", ">")))
             .await?
             .map(|m| m.payload),
     );
     // The server knows both interests before the first publish.
     listener.flush().await?;
 
-    let (client, topics) = (env.client.clone(), topics("pub"));
+    // Checked once, as a module publishing telemetry does (the raw side's subjects are built
+    // once too).
+    let targets: Arc<[bus::Topic]> = topics("pub")
+        .iter()
+        .map(|t| bus::Topic::new(DATA, t))
+        .collect::<Result<_, _>>()?;
+    let client = env.client.clone();
     let plantd_publish = op(move |n| {
-        let (client, topics) = (client.clone(), topics.clone());
+        let (client, target) = (client.clone(), targets[n % TOPICS].clone());
         async move {
-            bus::publish(&client, DATA, &topics[n % TOPICS], None, sample(n))
+            target
+                .publish(&client, None, sample(n))
                 .await
                 .map_err(|e| e.to_string())
         }
     });
-    let (client, raw) = (env.client.clone(), raw_subjects("pub", RAW_PUB_PREFIX));
+    let (client, raw) = (env.client.clone(), raw_subjects("pub", raw_prefix));
     let raw_publish = op(move |n| {
         let (client, subject) = (client.clone(), raw[n % TOPICS].clone());
         async move {
@@ -153,9 +193,9 @@ pub async fn pub_pair(env: &Env, label: String) -> anyhow::Result<Pair> {
         baseline: Side {
             label,
             drive: Drive::Round(hose(raw_publish, raw_deliveries).round()),
-            mirror: None,
+            mirror: raw_mirror,
         },
-        created: Vec::new(),
+        created,
     })
 }
 

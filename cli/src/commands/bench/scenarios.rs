@@ -180,7 +180,8 @@ pub async fn prepare(
             }
         }
         Scenario::StateWatch => watch_pair(env, label).await?,
-        Scenario::BusPub => buses::pub_pair(env, label).await?,
+        Scenario::BusPub => buses::pub_pair(env, label, buses::RawCapture::None).await?,
+        Scenario::BusPubCaptured => buses::pub_pair(env, label, buses::RawCapture::Stream).await?,
         Scenario::BusCapture => buses::capture_pair(env, label).await?,
         Scenario::Pipe64 => buses::pipe_pair(env, label).await?,
         Scenario::ControlUnderLoad => buses::control_pair(env, label).await?,
