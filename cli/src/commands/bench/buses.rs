@@ -117,6 +117,9 @@ pub enum RawCapture {
 
 /// `bus-pub` and `bus-pub-captured`: the data bus vs a raw subject, one publishing task each.
 pub async fn pub_pair(env: &Env, label: String, raw_capture: RawCapture) -> anyhow::Result<Pair> {
+    // The data bus starts without the bench's earlier messages, as the raw stream does (a
+    // stream at its per-subject limit discards on every store; a fresh one does not yet).
+    purge_bench_topics(env).await;
     let capture = bus_stream(env, DATA).await?;
     let (raw_prefix, raw_mirror, created) = match raw_capture {
         RawCapture::None => (RAW_PUB_PREFIX, None, Vec::new()),
