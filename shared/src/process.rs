@@ -70,6 +70,20 @@ pub enum ServeError {
     Setup(String),
 }
 
+impl ServeError {
+    /// Refuses to start on a configuration with `problems` (each names its setting), all of
+    /// them in one message, so a person fixes them in one go.
+    pub fn check_config(problems: &[String]) -> Result<(), ServeError> {
+        if problems.is_empty() {
+            return Ok(());
+        }
+        Err(ServeError::Setup(format!(
+            "invalid configuration: {}",
+            problems.join("; ")
+        )))
+    }
+}
+
 /// The running process around a service: logging, health, NATS client, shutdown.
 pub struct ServiceProcess {
     /// The NATS client.

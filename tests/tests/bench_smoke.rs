@@ -116,17 +116,30 @@ async fn bench_local_measures_every_scenario() -> anyhow::Result<()> {
             );
         }
     }
-    let set = &scenarios[4];
+    let named = |wanted: &str| {
+        scenarios
+            .iter()
+            .find(|s| s["name"] == wanted)
+            .unwrap_or_else(|| panic!("no scenario {wanted}"))
+    };
+    let set = named("state-set-64");
     assert!(
         set["plantd"]["mirror_catch_up_ms"]["median"].is_f64(),
         "the mirror caught up after each state-set-64 round: {set}"
     );
-    let bus_pub = &scenarios[8];
+    let bus_pub = named("bus-pub");
     assert!(
         bus_pub["plantd"]["mirror_catch_up_ms"]["median"].is_f64(),
         "the data bus's capture stream stored each bus-pub round: {bus_pub}"
     );
-    let control = &scenarios[11];
+    let captured = named("bus-pub-captured");
+    for path in ["plantd", "baseline"] {
+        assert!(
+            captured[path]["mirror_catch_up_ms"]["median"].is_f64(),
+            "both bus-pub-captured paths waited for their capture streams: {captured}"
+        );
+    }
+    let control = named("control-under-load");
     assert!(
         positive(&control["plantd"]["load_per_s"]["median"]),
         "the data bus was flooded beside the loaded control-under-load round: {control}"

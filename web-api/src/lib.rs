@@ -42,13 +42,7 @@ const REAP_EVERY: Duration = Duration::from_secs(15);
 
 /// Runs the bridge until `shutdown`.
 pub async fn run(config: WebApiConfig, shutdown: Shutdown) -> Result<(), ServeError> {
-    let problems = config.problems();
-    if !problems.is_empty() {
-        return Err(ServeError::Setup(format!(
-            "bad settings:\n  {}",
-            problems.join("\n  ")
-        )));
-    }
+    ServeError::check_config(&config.problems())?;
     let health = Health::new();
     let timeout = config.request_timeout();
     let sessions = if config.auth() {

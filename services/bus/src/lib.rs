@@ -40,13 +40,7 @@ const STREAMS_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Runs the bus service until `shutdown`, then drains.
 pub async fn run(config: BusConfig, shutdown: Shutdown) -> Result<(), ServeError> {
-    let problems = config.problems();
-    if !problems.is_empty() {
-        return Err(ServeError::Setup(format!(
-            "invalid configuration: {}",
-            problems.join("; ")
-        )));
-    }
+    ServeError::check_config(&config.problems())?;
     let process = ServiceProcess::start(SERVICE, &config.common, shutdown.clone()).await?;
     let js = async_nats::jetstream::new(process.client.clone());
     // Services may start before NATS: retry, bounded, before serving anything.

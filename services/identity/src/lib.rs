@@ -61,13 +61,7 @@ const REVOCATION_WAIT: Duration = Duration::from_secs(10);
 /// starts the account updater (which pushes the account JWT once at start), serves the
 /// endpoints, and on shutdown drains requests and stops the updater.
 pub async fn run(config: IdentityConfig, shutdown: Shutdown) -> Result<(), ServeError> {
-    let problems = config.problems();
-    if !problems.is_empty() {
-        return Err(setup(format!(
-            "invalid configuration: {}",
-            problems.join("; ")
-        )));
-    }
+    ServeError::check_config(&config.problems())?;
     // Before anything opens the database or says it is up: one identity per data dir.
     let _lock = DataDirLock::acquire(&config.data_dir, SERVICE)?;
     let process = ServiceProcess::start(SERVICE, &config.common, shutdown.clone()).await?;

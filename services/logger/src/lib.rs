@@ -54,13 +54,7 @@ pub fn stream_config(config: &LoggerConfig) -> Config {
 
 /// Runs the logger until `shutdown`, then drains.
 pub async fn run(config: LoggerConfig, shutdown: Shutdown) -> Result<(), ServeError> {
-    let problems = config.problems();
-    if !problems.is_empty() {
-        return Err(ServeError::Setup(format!(
-            "invalid configuration: {}",
-            problems.join("; ")
-        )));
-    }
+    ServeError::check_config(&config.problems())?;
     let process = ServiceProcess::start(SERVICE, &config.common, shutdown.clone()).await?;
     let js = jetstream::new(process.client.clone());
     let deadline = tokio::time::Instant::now() + STREAM_WAIT;

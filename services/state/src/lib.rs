@@ -34,13 +34,7 @@ const FIRST_CONNECT_WAIT: std::time::Duration = std::time::Duration::from_secs(5
 /// Runs the state service until `shutdown`: opens the store, starts the KV mirror, serves the
 /// endpoints, and on shutdown drains requests, lets the mirror flush, and stops the writer.
 pub async fn run(config: StateConfig, shutdown: Shutdown) -> Result<(), ServeError> {
-    let problems = config.problems();
-    if !problems.is_empty() {
-        return Err(ServeError::Setup(format!(
-            "invalid configuration: {}",
-            problems.join("; ")
-        )));
-    }
+    ServeError::check_config(&config.problems())?;
     // Before anything opens the database or says it is up: one state service per data dir.
     let _lock = DataDirLock::acquire(&config.data_dir, SERVICE)?;
     let process = ServiceProcess::start(SERVICE, &config.common, shutdown.clone()).await?;
