@@ -182,6 +182,29 @@ async fn sessions_pages_and_errors() -> anyhow::Result<()> {
     let resp = olga.req(Method::POST, "/api/v1/logout").send().await?;
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
     assert_error(&olga.get("/api/v1/whoami").await?, 401, None);
+
+    // The bridge's own logs reach the logger under operator mode too (its own user may ship
+    // them).
+    let records = plantd_tests::eventually(Duration::from_secs(10), || async {
+        let out = hub
+            .admin(
+                &[
+                    "logs",
+                    "--service",
+                    "web-api",
+                    "--since",
+                    "5m",
+                    "-o",
+                    "json",
+                ],
+                None,
+            )
+            .await?;
+        anyhow::ensure!(out.contains("web-api listening"), "not yet: {out}");
+        Ok(out)
+    })
+    .await?;
+    assert!(records.contains("\"service\":\"web-api\""), "{records}");
     assert!(hub.stop().await?, "plant up stopped cleanly");
     Ok(())
 }

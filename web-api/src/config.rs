@@ -1,9 +1,11 @@
 //! The bridge's settings (`PLANTD_WEB_API_<SETTING>`, `--set setting=value`).
 //!
-//! `nats_creds` (from [`CommonConfig`]) is the shared **login** user's creds file
-//! (`<data>/auth/creds/login.creds`): the only NATS identity the bridge has of its own, which
-//! can do nothing but ask identity to log a person in. Empty means a hub without
-//! authentication (`plant up --no-auth`): no login, one anonymous connection.
+//! `nats_creds` (from [`CommonConfig`]) is the bridge's own user
+//! (`<data>/auth/creds/web-api.creds`, which `plant up` gives it): the only NATS identity the
+//! bridge has of its own, which can do nothing but ask identity to log a person in and ship the
+//! bridge's log records (the shared `login.creds` also work, without the log shipping). Empty
+//! means a hub without authentication (`plant up --no-auth`): no login, one anonymous
+//! connection.
 
 use std::time::Duration;
 
@@ -14,7 +16,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct WebApiConfig {
-    /// Settings every plantd process has (`nats_url`, `nats_creds` = login creds, logging).
+    /// Settings every plantd process has (`nats_url`, `nats_creds` = the bridge's own creds, logging).
     #[serde(flatten)]
     pub common: CommonConfig,
     /// Address the HTTP(S) listener binds (`127.0.0.1:8080`; port 0 picks a free one).

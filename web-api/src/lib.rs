@@ -37,6 +37,12 @@ use crate::session::Sessions;
 /// The service name (config prefix `PLANTD_WEB_API_`, log subjects).
 pub const SERVICE: &str = "web-api";
 
+/// Whether `creds` are the bridge's own user ([`plantd_identity::permissions::web_api_bridge`]).
+fn is_bridge_user(creds: &plantd_shared::creds::Creds) -> bool {
+    plantd_identity::jwt::decode::<plantd_identity::claims::UserNats>(&creds.jwt)
+        .is_ok_and(|claims| claims.name == plantd_identity::permissions::WEB_API_USER)
+}
+
 /// How often expired sessions are closed.
 const REAP_EVERY: Duration = Duration::from_secs(15);
 
@@ -46,19 +52,23 @@ pub async fn run(config: WebApiConfig, shutdown: Shutdown) -> Result<(), ServeEr
     let health = Health::new();
     let timeout = config.request_timeout();
     let sessions = if config.auth() {
-        // The login user may publish nothing but login requests, so the bridge's own log
-        // events stay on stderr.
-        let mut common = config.common.clone();
-        common.log_ship = false;
-        plantd_shared::telemetry::init_service(SERVICE, &common);
         let creds = PathBuf::from(&config.common.nats_creds);
-        plantd_shared::creds::Creds::read(&creds)
+        let read = plantd_shared::creds::Creds::read(&creds)
             .map_err(|e| ServeError::Setup(format!("nats_creds: {e}")))?;
+        // The bridge's own user (`web-api.creds`, what `plant up` gives it) may ship its log
+        // records; the shared login creds may publish nothing but login requests, so with
+        // those the bridge's log events stay on stderr.
+        let mut common = config.common.clone();
+        common.log_ship &= is_bridge_user(&read);
+        let shipper = plantd_shared::telemetry::init_service(SERVICE, &common);
         let login = session::login_connection(&config.common.nats_url, &creds)
             .await
             .map_err(|e| {
                 ServeError::Setup(format!("cannot connect to {}: {e}", config.common.nats_url))
             })?;
+        if let Some(shipper) = shipper {
+            shipper.spawn(login.clone(), shutdown.clone());
+        }
         let ttl = Duration::from_secs(config.session_ttl_secs);
         Sessions::with_login(
             &config.common.nats_url,

@@ -41,7 +41,10 @@ pub async fn start(
     };
     let listen = format!("127.0.0.1:{port}");
     let creds = match auth {
-        Some(auth) => auth.creds("login")?.display().to_string(),
+        Some(auth) => auth
+            .creds(plantd_identity::permissions::WEB_API_USER)?
+            .display()
+            .to_string(),
         None => String::new(),
     };
     let mut sets = vec![format!("listen={listen}"), format!("nats_creds={creds}")];

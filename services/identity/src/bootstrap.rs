@@ -17,6 +17,8 @@
 //! creds/logger.creds   0600    logger: the log stream
 //! creds/login.creds    0600    login-only user shared by every `plant login`: publish to
 //!                              plantd.identity.login, hear _INBOX_login.> (permissions::login_only)
+//! creds/web-api.creds  0600    the web-api bridge: what login.creds may do, plus its own log
+//!                              records plantd.log.web-api.> (permissions::web_api_bridge)
 //! resolver/            0700    the full resolver's store, filled by nats-server
 //! nats-operator.conf           the server config snippet (crate::server_config)
 //! ```
@@ -210,7 +212,7 @@ fn write_setup(stage: &Path, auth_dir: &Path) -> Result<Bootstrap, BootstrapErro
         write_new(&account_path(stage, name), jwt, PUBLIC_FILE_MODE)?;
     }
 
-    let users: [(&str, IssuedUser); 8] = [
+    let users: [(&str, IssuedUser); 9] = [
         (
             "admin",
             issue_user("admin", permissions::admin(), &plantd_pub, plantd_signing)?,
@@ -273,6 +275,15 @@ fn write_setup(stage: &Path, auth_dir: &Path) -> Result<Bootstrap, BootstrapErro
                 plantd_signing,
             )?,
         ),
+        (
+            permissions::WEB_API_USER,
+            issue_user(
+                permissions::WEB_API_USER,
+                permissions::web_api_bridge(),
+                &plantd_pub,
+                plantd_signing,
+            )?,
+        ),
     ];
     for (name, user) in &users {
         write_new(&creds_path(stage, name), user.creds(), SECRET_FILE_MODE)?;
@@ -314,7 +325,8 @@ fn write_setup(stage: &Path, auth_dir: &Path) -> Result<Bootstrap, BootstrapErro
 }
 
 impl Bootstrap {
-    /// Re-issues the creds of the bootstrap services (echo, state, identity, buses, logger) whose
+    /// Re-issues the creds of the bootstrap services (echo, state, identity, buses, logger,
+    /// web-api) whose
     /// permissions differ from what this version grants, or that have none yet (after an upgrade changed
     /// [`permissions`]), so an existing set-up keeps working without `init --force`. Each
     /// is a new user key of the same account, written 0600 beside the old file and renamed
@@ -342,6 +354,11 @@ impl Bootstrap {
                 subjects::log::SERVICE,
                 permissions::logger_service(),
                 &self.creds.logger,
+            ),
+            (
+                permissions::WEB_API_USER,
+                permissions::web_api_bridge(),
+                &self.creds.web_api,
             ),
         ];
         let mut refreshed = Vec::new();

@@ -64,6 +64,21 @@ pub fn login_only() -> Permissions {
     }
 }
 
+/// Name of the web-api bridge's own user (`creds/web-api.creds`).
+pub const WEB_API_USER: &str = "web-api";
+
+/// The web-api bridge's own connection: what [`login_only`] may do (it logs people in the same
+/// way, on the same inbox prefix) plus publishing its own log records. Everything it does *for*
+/// a person runs on that person's connection, never on this one.
+pub fn web_api_bridge() -> Permissions {
+    let mut permissions = login_only();
+    permissions.publish = Permission::allow([
+        subjects::identity::op("login"),
+        subjects::log::of_service(WEB_API_USER),
+    ]);
+    permissions
+}
+
 /// The identity service: its endpoints and discovery, replies only. Account updates go
 /// through a separate SYS connection ([`system_updater`]), not this user.
 pub fn identity_service() -> Permissions {
@@ -263,6 +278,14 @@ mod tests {
     fn login_only_may_ask_to_log_in_and_hear_its_inbox() {
         let p = login_only();
         assert_eq!(p.publish.allow, ["plantd.identity.login"]);
+        let bridge = web_api_bridge();
+        assert_eq!(
+            bridge.publish.allow,
+            ["plantd.identity.login", "plantd.log.web-api.>"],
+            "the bridge logs people in and ships its own logs, nothing more"
+        );
+        assert_eq!(bridge.subscribe.allow, p.subscribe.allow);
+        assert!(bridge.resp.is_none());
         assert_eq!(p.subscribe.allow, ["_INBOX_login.>"]);
         assert!(p.resp.is_none());
         let p = identity_service();

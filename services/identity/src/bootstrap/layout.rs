@@ -94,6 +94,8 @@ pub struct CredsFiles {
     pub logger: PathBuf,
     /// The login-only user every `plant login` shares ([`crate::permissions::login_only`]).
     pub login: PathBuf,
+    /// The web-api bridge's own user ([`crate::permissions::web_api_bridge`]).
+    pub web_api: PathBuf,
 }
 
 impl CredsFiles {
@@ -108,6 +110,7 @@ impl CredsFiles {
             bus: creds_path(auth_dir, subjects::bus::SERVICE),
             logger: creds_path(auth_dir, subjects::log::SERVICE),
             login: creds_path(auth_dir, permissions::LOGIN_USER),
+            web_api: creds_path(auth_dir, permissions::WEB_API_USER),
         }
     }
 }

@@ -59,6 +59,7 @@ fn init_writes_a_consistent_trust_chain() {
         (&creds.identity, &plantd),
         (&creds.bus, &plantd),
         (&creds.login, &plantd),
+        (&creds.web_api, &plantd),
         (&creds.sys, &sys),
     ] {
         assert_eq!(mode(path), 0o600, "{}", path.display());
@@ -149,6 +150,7 @@ fn login_and_identity_creds_carry_their_presets() {
     let dir = tempfile::tempdir().unwrap();
     let b = init(dir.path(), false).unwrap();
     assert_eq!(perms(&b.creds.login), permissions::login_only());
+    assert_eq!(perms(&b.creds.web_api), permissions::web_api_bridge());
     assert_eq!(perms(&b.creds.identity), permissions::identity_service());
 }
 
