@@ -240,6 +240,14 @@ async function run(args, wd, stdin) {
     return true;
   });
   mark('SERVICES-HEALTHY');
+  // Live stats: the request counters of state fill in from its $SRV.STATS (polled every 2 s).
+  await waitFor('request counters of state in #services-table', 10_000, async () => {
+    const cells = await wd.findAll(`#services-table tr[data-service=${cssString('state')}] .requests`);
+    if (!cells.length) return false;
+    for (const cell of cells) if (!/^\d+$/.test((await wd.textOf(cell)).trim())) return false;
+    return true;
+  });
+  log('state request counters shown');
   await wd.screenshot(args.shots, '02-services.png');
 
   // State: open the scope, edit the key, see the new value in its row.
