@@ -67,8 +67,8 @@ impl BusError {
 pub struct BusMessage {
     /// The bus (shared by every message of one subscription or replay).
     pub bus: Arc<str>,
-    /// The whole subject, `plantd.bus.<bus>.<topic>`.
-    pub subject: Subject,
+    /// The whole subject, `plantd.bus.<bus>.<topic>` (private: `topic_start` points into it).
+    subject: Subject,
     /// Where the topic starts in `subject`.
     topic_start: usize,
     /// Payload as published.
@@ -105,6 +105,11 @@ impl BusMessage {
     /// The topic (scope first), e.g. `site1.oven.temp`.
     pub fn topic(&self) -> &str {
         &self.subject[self.topic_start..]
+    }
+
+    /// The whole subject it came on.
+    pub fn subject(&self) -> &str {
+        &self.subject
     }
 }
 

@@ -172,7 +172,13 @@ async fn plant_up_serves_and_stops_cleanly() -> anyhow::Result<()> {
             report.reported
         );
         up.signal(Signal::SIGINT)?;
-        up.wait_with_deadline(DEADLINE).await;
+        let stopped = up.wait_with_deadline(DEADLINE).await;
+        assert!(
+            stopped.is_some_and(|s| s.success()),
+            "the slow first start stops cleanly: {stopped:?}"
+        );
+        let left = processes_mentioning(&data_dir);
+        assert!(left.is_empty(), "the slow first start left {left:?}");
     };
     let names: Vec<&str> = report.pids.iter().map(|(name, _)| name.as_str()).collect();
     assert_eq!(

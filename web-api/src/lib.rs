@@ -37,10 +37,12 @@ use crate::session::Sessions;
 /// The service name (config prefix `PLANTD_WEB_API_`, log subjects).
 pub const SERVICE: &str = "web-api";
 
-/// Whether `creds` are the bridge's own user ([`plantd_identity::permissions::web_api_bridge`]).
+/// Whether `creds` may publish the bridge's log records (the grant of
+/// [`plantd_identity::permissions::web_api_bridge`]), read from their JWT.
 fn is_bridge_user(creds: &plantd_shared::creds::Creds) -> bool {
+    let records = plantd_shared::subjects::log::of_service(SERVICE);
     plantd_identity::jwt::decode::<plantd_identity::claims::UserNats>(&creds.jwt)
-        .is_ok_and(|claims| claims.name == plantd_identity::permissions::WEB_API_USER)
+        .is_ok_and(|claims| claims.nats.permissions.publish.allow.contains(&records))
 }
 
 /// How often expired sessions are closed.

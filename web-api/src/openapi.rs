@@ -88,7 +88,10 @@ impl Modify for SharedErrors {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         for (path, item) in openapi.paths.paths.iter_mut() {
             let stream = path.ends_with("/watch") || path.ends_with("/tail");
-            let session_only = path == "/api/v1/logout" || path == "/api/v1/whoami";
+            // Answered from the session alone, or from the bridge's own health feed.
+            let local = path == "/api/v1/logout"
+                || path == "/api/v1/whoami"
+                || path == "/api/v1/health/watch";
             for operation in [
                 &mut item.get,
                 &mut item.put,
@@ -106,7 +109,15 @@ impl Modify for SharedErrors {
                         "No valid session: no token, a bad one, or the session ended or expired",
                     );
                 }
-                if !session_only {
+                if operation.request_body.is_some() {
+                    Self::add(operation, "413", "The body is over max_body_bytes");
+                }
+                if !local {
+                    Self::add(
+                        operation,
+                        "500",
+                        "A reply the bridge could not read, or another failure of the call",
+                    );
                     Self::add(
                         operation,
                         "503",
@@ -150,7 +161,7 @@ mod tests {
     }
 
     #[test]
-    fn operation_ids_are_unique_and_secured_calls_declare_401() {
+    fn operation_ids_are_unique() {
         let doc = ApiDoc::openapi();
         let ops = operations(&doc);
         let mut ids: Vec<&str> = ops
@@ -165,14 +176,39 @@ mod tests {
         ids.sort_unstable();
         ids.dedup();
         assert_eq!(ids.len(), count, "duplicate operationIds: {ids:?}");
-        for (path, op) in &ops {
-            let declared = &op.responses.responses;
-            if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
-                assert!(declared.contains_key("401"), "{path} lacks 401");
-            }
-            if !path.ends_with("/watch") && !path.ends_with("/tail") {
-                assert!(declared.contains_key("504"), "{path} lacks 504");
-            }
+    }
+
+    #[test]
+    fn each_operation_declares_the_statuses_it_can_answer() {
+        let doc = ApiDoc::openapi();
+        let declared = |id: &str| -> Vec<String> {
+            let (_, op) = operations(&doc)
+                .into_iter()
+                .find(|(_, op)| op.operation_id.as_deref() == Some(id))
+                .unwrap_or_else(|| panic!("no operation {id}"));
+            op.responses.responses.keys().cloned().collect()
+        };
+        let expected: [(&str, &[&str]); 6] = [
+            (
+                "login",
+                &["200", "400", "401", "404", "413", "500", "503", "504"],
+            ),
+            ("whoami", &["200", "401", "504"]),
+            (
+                "get_key",
+                &["200", "400", "401", "403", "404", "500", "503", "504"],
+            ),
+            (
+                "set_key",
+                &[
+                    "200", "400", "401", "403", "409", "413", "500", "503", "504",
+                ],
+            ),
+            ("watch_health", &["200", "401"]),
+            ("tail_bus", &["200", "400", "401", "403", "500", "503"]),
+        ];
+        for (id, statuses) in expected {
+            assert_eq!(declared(id), statuses.to_vec(), "{id}");
         }
     }
 }

@@ -10,7 +10,6 @@ use std::time::Duration;
 use axum::extract::{Path, State};
 use axum::response::sse::Event;
 use futures::StreamExt as _;
-use plantd_shared::call::CallError;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -68,16 +67,10 @@ pub async fn tail(
     let messages = crate::nats::guarded(&session, &subject, async {
         let messages = plantd_shared::bus::subscribe(&client, &bus, &filter)
             .await
-            .map_err(|e| CallError::Other {
-                subject: subject.clone(),
-                message: e.to_string(),
-            })?;
-        client.flush().await.map_err(|e| CallError::Other {
-            subject: subject.clone(),
-            message: e.to_string(),
-        })?;
+            .map_err(|e| unavailable(&bus, &e))?;
+        client.flush().await.map_err(|e| unavailable(&bus, &e))?;
         tokio::time::sleep(REFUSAL_WINDOW).await;
-        Ok::<_, CallError>(messages)
+        Ok::<_, ApiError>(messages)
     })
     .await?;
     let refusals = session.refusals.subscribe();
@@ -107,4 +100,12 @@ pub async fn tail(
     .take_while(|e| std::future::ready(e.is_some()))
     .filter_map(std::future::ready);
     Ok(sse(merged, &state.shutdown))
+}
+
+/// NATS could not take the subscription (the connection is down): 503.
+fn unavailable(bus: &str, err: &dyn std::fmt::Display) -> ApiError {
+    ApiError::new(
+        plantd_shared::ErrorCode::Unavailable,
+        format!("cannot listen to bus {bus}: {err}"),
+    )
 }

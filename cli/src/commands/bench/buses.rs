@@ -121,22 +121,9 @@ pub async fn pub_pair(env: &Env, label: String, raw_capture: RawCapture) -> anyh
     // stream at its per-subject limit discards on every store; a fresh one does not yet).
     purge_bench_topics(env).await;
     let capture = bus_stream(env, DATA).await?;
-    let (raw_prefix, raw_mirror, created) = match raw_capture {
-        RawCapture::None => (RAW_PUB_PREFIX, None, Vec::new()),
-        RawCapture::Stream => {
-            let mut config = capture.cached_info().config.clone();
-            config.name = RAW_PUB_CAPTURED_STREAM.into();
-            config.subjects = vec![format!("{RAW_PUB_CAPTURED_PREFIX}.>")];
-            config.description =
-                Some("plant bench: captured raw baseline of bus-pub-captured".into());
-            config.metadata.clear();
-            let stream = recreate_stream(env, config).await?;
-            (
-                RAW_PUB_CAPTURED_PREFIX,
-                Some(stream),
-                vec![RAW_PUB_CAPTURED_STREAM.to_string()],
-            )
-        }
+    let raw_prefix = match raw_capture {
+        RawCapture::None => RAW_PUB_PREFIX,
+        RawCapture::Stream => RAW_PUB_CAPTURED_PREFIX,
     };
     let listener = connect(env, "plant-bench-listener").await?;
     let plantd_deliveries: Deliveries = Box::pin(
@@ -179,6 +166,20 @@ pub async fn pub_pair(env: &Env, label: String, raw_capture: RawCapture) -> anyh
                 .map_err(|e| e.to_string())
         }
     });
+    // Created last, so a failure above leaves nothing behind on the server.
+    let (raw_mirror, created) = match raw_capture {
+        RawCapture::None => (None, Vec::new()),
+        RawCapture::Stream => {
+            let mut config = capture.cached_info().config.clone();
+            config.name = RAW_PUB_CAPTURED_STREAM.into();
+            config.subjects = vec![format!("{RAW_PUB_CAPTURED_PREFIX}.>")];
+            config.description =
+                Some("plant bench: captured raw baseline of bus-pub-captured".into());
+            config.metadata.clear();
+            let stream = recreate_stream(env, config).await?;
+            (Some(stream), vec![RAW_PUB_CAPTURED_STREAM.to_string()])
+        }
+    };
     let serial = Arc::new(AtomicU64::new(0));
     let hose = |publish, deliveries| Firehose {
         publish,

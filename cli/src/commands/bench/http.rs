@@ -190,69 +190,146 @@ pub async fn proxy_pair(env: &Env, keys: usize, label: String) -> anyhow::Result
     })
 }
 
-/// The bare HTTP→NATS proxy of `http-proxy-get-64`; stops when dropped.
+/// The bare HTTP→NATS proxy of `http-proxy-get-64`; stops when dropped. It runs on its own
+/// thread and tokio runtime (two workers, as the bridge's), so it does not share the load
+/// generator's runtime: like the bridge, it only shares the machine.
 struct BareProxy {
     url: String,
-    task: tokio::task::JoinHandle<()>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Drop for BareProxy {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
     }
 }
 
-/// What the proxy answers: the entry as JSON, as the bridge's reply carries it.
+/// What the proxy answers: the entry as the bridge's reply carries it (same fields, the
+/// times as RFC 3339), with the version as `ETag`.
 #[derive(serde::Serialize)]
 struct ProxyEntry {
     key: String,
     value: String,
     version: u64,
+    created: Option<String>,
+    modified: Option<String>,
 }
 
 impl BareProxy {
     async fn start(env: &Env) -> anyhow::Result<BareProxy> {
-        use axum::extract::{Path, State};
-        use axum::http::StatusCode;
-
-        let nats = super::buses::connect(env, "plant-bench-proxy").await?;
-        let subject: Arc<str> = subjects::state::key_op("get", SCOPE).into();
-        let (encoding, timeout) = (env.encoding, env.timeout);
-        let get = move |State(nats): State<async_nats::Client>, Path(key): Path<String>| {
-            let subject = subject.clone();
-            async move {
-                let request = encoding.encode(&GetRequest { key });
-                let reply = plantd_shared::call::request_raw(
-                    &nats,
-                    &subject,
-                    encoding.headers(),
-                    request,
-                    timeout,
-                )
-                .await
-                .map_err(|e| (StatusCode::BAD_GATEWAY, e.to_string()))?;
-                let entry: GetResponse = encoding
-                    .decode(&reply.payload)
-                    .map_err(|e| (StatusCode::BAD_GATEWAY, e.to_string()))?;
-                Ok::<_, (StatusCode, String)>(axum::Json(ProxyEntry {
-                    key: entry.key,
-                    value: entry.value,
-                    version: entry.version,
-                }))
-            }
-        };
-        let app = axum::Router::new()
-            .route("/{key}", axum::routing::get(get))
-            .with_state(nats);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .context("cannot bind the bare proxy")?;
+        let listener =
+            std::net::TcpListener::bind("127.0.0.1:0").context("cannot bind the bare proxy")?;
+        listener.set_nonblocking(true)?;
         let url = format!("http://{}", listener.local_addr()?);
-        let task = tokio::spawn(async move {
-            if let Err(err) = axum::serve(listener, app).await {
-                eprintln!("bench: the bare proxy stopped: {err}");
-            }
-        });
-        Ok(BareProxy { url, task })
+        let (server, creds, timeout) = (env.url.clone(), env.creds.clone(), env.timeout);
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<anyhow::Result<()>>();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("bench-bare-proxy".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(err) => {
+                        let _ = ready_tx.send(Err(err.into()));
+                        return;
+                    }
+                };
+                runtime.block_on(serve_bare_proxy(
+                    listener, server, creds, timeout, ready_tx, stop_rx,
+                ));
+            })
+            .context("cannot start the bare proxy's thread")?;
+        ready_rx
+            .await
+            .context("the bare proxy's thread ended during start-up")??;
+        Ok(BareProxy {
+            url,
+            stop: Some(stop_tx),
+        })
+    }
+}
+
+/// Serves `GET /{key}`: one protobuf request to `plantd.state.get.<scope>` (what the bridge
+/// sends), the reply as [`ProxyEntry`] JSON.
+async fn serve_bare_proxy(
+    listener: std::net::TcpListener,
+    server: String,
+    creds: Option<std::path::PathBuf>,
+    timeout: std::time::Duration,
+    ready: tokio::sync::oneshot::Sender<anyhow::Result<()>>,
+    stop: tokio::sync::oneshot::Receiver<()>,
+) {
+    use axum::extract::{Path, State};
+    use axum::http::{StatusCode, header};
+    use plantd_shared::codec::Encoding;
+    use plantd_shared::connection::{self, StartMode};
+    use plantd_shared::timestamp::rfc3339;
+
+    let setup = async {
+        let nats = connection::connect(
+            &server,
+            creds,
+            "plant-bench-proxy",
+            StartMode::FailFast,
+            None,
+        )
+        .await
+        .context("cannot open the bare proxy's NATS connection")?;
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        anyhow::Ok((nats, listener))
+    };
+    let (nats, listener) = match setup.await {
+        Ok(ok) => ok,
+        Err(err) => {
+            let _ = ready.send(Err(err));
+            return;
+        }
+    };
+    let subject: Arc<str> = subjects::state::key_op("get", SCOPE).into();
+    let get = move |State(nats): State<async_nats::Client>, Path(key): Path<String>| {
+        let subject = subject.clone();
+        async move {
+            let encoding = Encoding::Protobuf;
+            let reply = plantd_shared::call::request_raw(
+                &nats,
+                &subject,
+                encoding.headers(),
+                encoding.encode(&GetRequest { key }),
+                timeout,
+            )
+            .await
+            .map_err(|e| (StatusCode::BAD_GATEWAY, e.to_string()))?;
+            let entry: GetResponse = encoding
+                .decode(&reply.payload)
+                .map_err(|e| (StatusCode::BAD_GATEWAY, e.to_string()))?;
+            let etag = format!("\"{}\"", entry.version);
+            let body = ProxyEntry {
+                key: entry.key,
+                value: entry.value,
+                version: entry.version,
+                created: entry.created.as_ref().and_then(rfc3339),
+                modified: entry.modified.as_ref().and_then(rfc3339),
+            };
+            Ok::<_, (StatusCode, String)>(([(header::ETAG, etag)], axum::Json(body)))
+        }
+    };
+    let app = axum::Router::new()
+        .route("/{key}", axum::routing::get(get))
+        .with_state(nats);
+    let _ = ready.send(Ok(()));
+    let stopping = async {
+        let _ = stop.await;
+    };
+    if let Err(err) = axum::serve(listener, app)
+        .with_graceful_shutdown(stopping)
+        .await
+    {
+        eprintln!("bench: the bare proxy stopped: {err}");
     }
 }
