@@ -7,6 +7,8 @@
 //! * **set responders** ([`super::naive`]): a KV put then the reply (the kv responder), or a
 //!   SQLite upsert in its own transaction, then the KV put, then the reply (the naive one) —
 //!   state without SQLite, and state without group commit or an outbox.
+//! * **bare HTTP→NATS proxy** ([`super::http::serve_bare_proxy`]): what `http-proxy-get-64`
+//!   compares the web-api bridge with.
 //!
 //! They run on a dedicated multi-threaded tokio runtime (two workers, like a service process)
 //! in a thread of their own, so the bench's client tasks and the baseline responders do not
@@ -41,12 +43,16 @@ pub struct Wanted {
     pub echo: bool,
     /// The set responders.
     pub sets: Vec<SetBaseline>,
+    /// The bare HTTP→NATS proxy, with this NATS request timeout.
+    pub proxy: Option<std::time::Duration>,
 }
 
 /// The thread and runtime serving the baselines.
 pub struct BaselineHost {
     stop: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// Where the bare proxy listens (`http://127.0.0.1:PORT`), when wanted.
+    pub proxy_url: Option<String>,
 }
 
 impl BaselineHost {
@@ -58,7 +64,7 @@ impl BaselineHost {
         dir: PathBuf,
         wanted: Wanted,
     ) -> anyhow::Result<BaselineHost> {
-        let (ready_tx, ready_rx) = oneshot::channel::<anyhow::Result<()>>();
+        let (ready_tx, ready_rx) = oneshot::channel::<anyhow::Result<Option<String>>>();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("bench-baselines".into())
@@ -77,8 +83,8 @@ impl BaselineHost {
                 };
                 runtime.block_on(async move {
                     match serve(&url, creds, &dir, &wanted).await {
-                        Ok(client) => {
-                            let _ = ready_tx.send(Ok(()));
+                        Ok((client, proxy_url)) => {
+                            let _ = ready_tx.send(Ok(proxy_url));
                             let _ = stop_rx.await;
                             drop(client);
                         }
@@ -93,9 +99,13 @@ impl BaselineHost {
         let mut host = BaselineHost {
             stop: Some(stop_tx),
             thread: Some(thread),
+            proxy_url: None,
         };
         match ready_rx.await {
-            Ok(Ok(())) => Ok(host),
+            Ok(Ok(proxy_url)) => {
+                host.proxy_url = proxy_url;
+                Ok(host)
+            }
             Ok(Err(err)) => {
                 host.stop().await;
                 Err(err.context("cannot start the baseline responders"))
@@ -118,13 +128,14 @@ impl BaselineHost {
     }
 }
 
-/// Connects and subscribes every wanted responder; the client is returned to keep it alive.
+/// Connects and subscribes every wanted responder and starts the proxy if wanted; the client
+/// is returned to keep it alive, with the proxy's URL.
 async fn serve(
     url: &str,
     creds: Option<PathBuf>,
     dir: &std::path::Path,
     wanted: &Wanted,
-) -> anyhow::Result<Client> {
+) -> anyhow::Result<(Client, Option<String>)> {
     let client = connection::connect(
         url,
         creds,
@@ -157,5 +168,9 @@ async fn serve(
         .flush()
         .await
         .context("cannot flush the baseline subscriptions")?;
-    Ok(client)
+    let proxy_url = match wanted.proxy {
+        Some(timeout) => Some(super::http::serve_bare_proxy(client.clone(), timeout).await?),
+        None => None,
+    };
+    Ok((client, proxy_url))
 }

@@ -6,6 +6,10 @@
 //! keep-alive connections (reqwest's pool) vs the same gets over NATS. `http-watch` sets a key
 //! over NATS and times until the bridge's SSE stream delivers the value, vs until a NATS watch
 //! (`plantd_state::watch`) does: the write path is the same, only the listener differs.
+//! `http-proxy-get-64` runs the same HTTP gets against the bridge and against a **bare
+//! HTTP→NATS proxy** ([`serve_bare_proxy`], served by the baseline host on its own runtime):
+//! one route, one protobuf request, the reply as the bridge's JSON with its `ETag` — the least
+//! any HTTP bridge does — so the ratio is what the bridge's own layers cost apart from HTTP.
 //! `--local` runs the bridge without authentication, so both paths do the same work.
 
 use std::sync::{Arc, atomic::AtomicU64};
@@ -14,13 +18,12 @@ use anyhow::Context as _;
 use futures::StreamExt as _;
 use plantd_schemas::state::v1::{GetRequest, GetResponse};
 use plantd_shared::{sse::SseParser, subjects};
-use plantd_state::watch::{WatchFrom, WatchSpec};
 
 use super::{
     load::op,
     scenarios::{
         Drive, Env, Pair, SCOPE, Side, Values, WATCH_SCOPE, WatchedPath, get_key, pick,
-        request_side, watched_side,
+        request_side, state_watch_values, watched_side,
     },
 };
 
@@ -66,15 +69,20 @@ fn http_get_side(env: &Env, keys: usize, label: &str, prefix: String) -> anyhow:
     })
 }
 
-/// Gets of the preloaded keys over HTTP vs over NATS.
-pub fn get_pair(env: &Env, keys: usize, label: String) -> anyhow::Result<Pair> {
+/// The plantd side of the http get scenarios: the bridge's `GET /api/v1/state/{scope}/keys/{key}`.
+fn bridge_get_side(env: &Env, keys: usize) -> anyhow::Result<Side> {
     let base = bridge(env)?;
-    let plantd = http_get_side(
+    http_get_side(
         env,
         keys,
         "plantd http",
         format!("{base}/api/v1/state/{SCOPE}/keys/"),
-    )?;
+    )
+}
+
+/// Gets of the preloaded keys over HTTP vs over NATS.
+pub fn get_pair(env: &Env, keys: usize, label: String) -> anyhow::Result<Pair> {
+    let plantd = bridge_get_side(env, keys)?;
     let encoding = env.encoding;
     let mut baseline =
         request_side::<GetResponse>(env, subjects::state::key_op("get", SCOPE), move |i| {
@@ -127,17 +135,7 @@ pub async fn watch_pair(env: &Env, label: String) -> anyhow::Result<Pair> {
             })
             .flat_map(futures::stream::iter),
     );
-    let spec = WatchSpec {
-        scope: WATCH_SCOPE.into(),
-        subtree: false,
-        prefix: String::new(),
-        from: WatchFrom::Now,
-    };
-    let nats_values: Values = Box::pin(
-        plantd_state::watch::watch(&env.client, &env.state_bucket, spec)
-            .await?
-            .map(|c| c.map(|c| c.value).map_err(|e| e.to_string())),
-    );
+    let nats_values = state_watch_values(env).await?;
     let set = subjects::state::key_op("set", WATCH_SCOPE);
     let serial = Arc::new(AtomicU64::new(0));
     let plantd = watched_side(
@@ -166,23 +164,13 @@ pub async fn watch_pair(env: &Env, label: String) -> anyhow::Result<Pair> {
 }
 
 /// Gets through the bridge vs through the bare proxy, both over HTTP/1.1 keep-alive.
-pub async fn proxy_pair(env: &Env, keys: usize, label: String) -> anyhow::Result<Pair> {
-    let base = bridge(env)?;
-    let plantd = http_get_side(
-        env,
-        keys,
-        "plantd http",
-        format!("{base}/api/v1/state/{SCOPE}/keys/"),
-    )?;
-    let proxy = BareProxy::start(env).await?;
-    let mut baseline = http_get_side(env, keys, &label, format!("{}/", proxy.url))?;
-    // The proxy lives as long as the side's operation does.
-    if let Drive::Ops(inner) = baseline.drive {
-        baseline.drive = Drive::Ops(op(move |i| {
-            let _alive = &proxy;
-            inner(i)
-        }));
-    }
+pub fn proxy_pair(env: &Env, keys: usize, label: String) -> anyhow::Result<Pair> {
+    let plantd = bridge_get_side(env, keys)?;
+    let proxy = env
+        .proxy_url
+        .as_deref()
+        .context("the baseline host serves no bare proxy")?;
+    let baseline = http_get_side(env, keys, &label, format!("{proxy}/"))?;
     Ok(Pair {
         plantd,
         baseline,
@@ -190,23 +178,7 @@ pub async fn proxy_pair(env: &Env, keys: usize, label: String) -> anyhow::Result
     })
 }
 
-/// The bare HTTP→NATS proxy of `http-proxy-get-64`; stops when dropped. It runs on its own
-/// thread and tokio runtime (two workers, as the bridge's), so it does not share the load
-/// generator's runtime: like the bridge, it only shares the machine.
-struct BareProxy {
-    url: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Drop for BareProxy {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
-/// What the proxy answers: the entry as the bridge's reply carries it (same fields, the
+/// What the bare proxy answers: the entry as the bridge's reply carries it (same fields, the
 /// times as RFC 3339), with the version as `ETag`.
 #[derive(serde::Serialize)]
 struct ProxyEntry {
@@ -217,80 +189,19 @@ struct ProxyEntry {
     modified: Option<String>,
 }
 
-impl BareProxy {
-    async fn start(env: &Env) -> anyhow::Result<BareProxy> {
-        let listener =
-            std::net::TcpListener::bind("127.0.0.1:0").context("cannot bind the bare proxy")?;
-        listener.set_nonblocking(true)?;
-        let url = format!("http://{}", listener.local_addr()?);
-        let (server, creds, timeout) = (env.url.clone(), env.creds.clone(), env.timeout);
-        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<anyhow::Result<()>>();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        std::thread::Builder::new()
-            .name("bench-bare-proxy".into())
-            .spawn(move || {
-                let runtime = match tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                {
-                    Ok(runtime) => runtime,
-                    Err(err) => {
-                        let _ = ready_tx.send(Err(err.into()));
-                        return;
-                    }
-                };
-                runtime.block_on(serve_bare_proxy(
-                    listener, server, creds, timeout, ready_tx, stop_rx,
-                ));
-            })
-            .context("cannot start the bare proxy's thread")?;
-        ready_rx
-            .await
-            .context("the bare proxy's thread ended during start-up")??;
-        Ok(BareProxy {
-            url,
-            stop: Some(stop_tx),
-        })
-    }
-}
-
-/// Serves `GET /{key}`: one protobuf request to `plantd.state.get.<scope>` (what the bridge
-/// sends), the reply as [`ProxyEntry`] JSON.
-async fn serve_bare_proxy(
-    listener: std::net::TcpListener,
-    server: String,
-    creds: Option<std::path::PathBuf>,
+/// Serves the bare HTTP→NATS proxy of `http-proxy-get-64` on a free loopback port, on the
+/// current runtime (the baseline host's, which it stops with); returns its URL. `GET /{key}`
+/// makes one protobuf request to `plantd.state.get.<scope>` on `nats` (what the bridge sends)
+/// and answers the reply as [`ProxyEntry`] JSON.
+pub(super) async fn serve_bare_proxy(
+    nats: async_nats::Client,
     timeout: std::time::Duration,
-    ready: tokio::sync::oneshot::Sender<anyhow::Result<()>>,
-    stop: tokio::sync::oneshot::Receiver<()>,
-) {
+) -> anyhow::Result<String> {
     use axum::extract::{Path, State};
     use axum::http::{StatusCode, header};
     use plantd_shared::codec::Encoding;
-    use plantd_shared::connection::{self, StartMode};
     use plantd_shared::timestamp::rfc3339;
 
-    let setup = async {
-        let nats = connection::connect(
-            &server,
-            creds,
-            "plant-bench-proxy",
-            StartMode::FailFast,
-            None,
-        )
-        .await
-        .context("cannot open the bare proxy's NATS connection")?;
-        let listener = tokio::net::TcpListener::from_std(listener)?;
-        anyhow::Ok((nats, listener))
-    };
-    let (nats, listener) = match setup.await {
-        Ok(ok) => ok,
-        Err(err) => {
-            let _ = ready.send(Err(err));
-            return;
-        }
-    };
     let subject: Arc<str> = subjects::state::key_op("get", SCOPE).into();
     let get = move |State(nats): State<async_nats::Client>, Path(key): Path<String>| {
         let subject = subject.clone();
@@ -322,14 +233,14 @@ async fn serve_bare_proxy(
     let app = axum::Router::new()
         .route("/{key}", axum::routing::get(get))
         .with_state(nats);
-    let _ = ready.send(Ok(()));
-    let stopping = async {
-        let _ = stop.await;
-    };
-    if let Err(err) = axum::serve(listener, app)
-        .with_graceful_shutdown(stopping)
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
-    {
-        eprintln!("bench: the bare proxy stopped: {err}");
-    }
+        .context("cannot bind the bare proxy")?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move {
+        if let Err(err) = axum::serve(listener, app).await {
+            eprintln!("bench: the bare proxy stopped: {err}");
+        }
+    });
+    Ok(url)
 }

@@ -119,6 +119,7 @@ impl BenchArgs {
         let wanted = baselines::Wanted {
             echo: needs(&|s| s.baseline() == Baseline::RawEcho),
             sets: sets.clone(),
+            proxy: needs(&|s| *s == Scenario::HttpProxyGet64).then_some(global.timeout),
         };
         progress.phase("starting the baseline responders".into());
         let mut host =
@@ -134,6 +135,7 @@ impl BenchArgs {
             encoding: self.encoding.encoding(),
             state_bucket: String::new(),
             http_url: None,
+            proxy_url: host.proxy_url.clone(),
         };
         let mut scoped_bucket: Option<String> = None;
         let mut created_scopes = Vec::new();

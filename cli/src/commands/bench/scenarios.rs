@@ -80,6 +80,8 @@ pub struct Env {
     pub state_bucket: String,
     /// The web-api bridge `--local` started, for the `http-*` scenarios.
     pub http_url: Option<String>,
+    /// The bare HTTP→NATS proxy the baseline host serves, for `http-proxy-get-64`.
+    pub proxy_url: Option<String>,
 }
 
 /// How a side runs a round.
@@ -191,7 +193,7 @@ pub async fn prepare(
         }
         Scenario::HttpProxyGet64 => {
             preload(env, keys, progress).await?;
-            super::http::proxy_pair(env, keys, label).await?
+            super::http::proxy_pair(env, keys, label)?
         }
         Scenario::HttpWatch => super::http::watch_pair(env, label).await?,
     })
@@ -347,23 +349,29 @@ pub(super) struct WatchedPath {
     pub(super) values: Values,
 }
 
-/// request → plantd → watcher, and request → kv responder's put → watcher, one at a time.
-///
-/// Both sides send the same set request through the same client code and time one operation
-/// from the request's send until both the reply and the watcher's receipt of the value are
-/// in: what a client that writes and a client that watches experience together.
-async fn watch_pair(env: &Env, label: String) -> anyhow::Result<Pair> {
+/// The values of [`WATCH_SCOPE`]'s changes from now on, as a NATS client's watch of the state
+/// service's bucket (`plantd_state::watch`) hears them.
+pub(super) async fn state_watch_values(env: &Env) -> anyhow::Result<Values> {
     let spec = WatchSpec {
         scope: WATCH_SCOPE.into(),
         subtree: false,
         prefix: String::new(),
         from: WatchFrom::Now,
     };
-    let plantd_values: Values = Box::pin(
+    Ok(Box::pin(
         plantd_state::watch::watch(&env.client, &env.state_bucket, spec)
             .await?
             .map(|c| c.map(|c| c.value).map_err(|e| e.to_string())),
-    );
+    ))
+}
+
+/// request → plantd → watcher, and request → kv responder's put → watcher, one at a time.
+///
+/// Both sides send the same set request through the same client code and time one operation
+/// from the request's send until both the reply and the watcher's receipt of the value are
+/// in: what a client that writes and a client that watches experience together.
+async fn watch_pair(env: &Env, label: String) -> anyhow::Result<Pair> {
+    let plantd_values = state_watch_values(env).await?;
     let kv_bucket = SetBaseline::Kv.bucket();
     let raw = env
         .js
