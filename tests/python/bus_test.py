@@ -23,17 +23,13 @@ import secrets
 import sys
 import time
 
-from checks import CheckFailed, expect, ok
+from checks import CheckFailed, expect, missing_module, ok
 
 try:
     import nats
     import nats.errors
 except ImportError as err:  # pragma: no cover - environment problem, not a test result
-    print(
-        f"missing Python module {err.name!r} ({err}): run `bash deploy/install-deps.sh`",
-        file=sys.stderr,
-    )
-    sys.exit(3)
+    missing_module(err)
 
 TIMEOUT = 5.0
 COUNT = 20

@@ -2,11 +2,27 @@
 
 Each script in this folder is run by a Rust test (tests/tests/thirdparty.rs, identity_cli.rs),
 which shows its stdout (`ok   …` per check) and fails on a non-zero exit.
+openapi_check.py uses `missing_module` too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
+from typing import NoReturn
+
+# The exit code of a script that misses a Python module; the Rust side
+# (tests/src/python.rs, MISSING_DEPENDENCY) fails the test with an install hint on it.
+MISSING_DEPENDENCY = 3
+
+
+def missing_module(err: ImportError) -> NoReturn:
+    """Ends a script whose dependency is not installed: says which, and how to install it."""
+    print(
+        f"missing Python module {err.name!r} ({err}): run `bash deploy/install-deps.sh`",
+        file=sys.stderr,
+    )
+    sys.exit(MISSING_DEPENDENCY)
 
 
 class CheckFailed(Exception):

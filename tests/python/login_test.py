@@ -28,17 +28,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-from checks import CheckFailed, Violations, expect, ok
+from checks import CheckFailed, Violations, expect, missing_module, ok
 
 try:
     import nats
     import nats.errors
 except ImportError as err:  # pragma: no cover - environment problem, not a test result
-    print(
-        f"missing Python module {err.name!r} ({err}): run `bash deploy/install-deps.sh`",
-        file=sys.stderr,
-    )
-    sys.exit(3)
+    missing_module(err)
 
 TIMEOUT = 5.0
 REFUSAL_WAIT = 3.0

@@ -18,7 +18,8 @@ Usage: openapi_check.py --url http://127.0.0.1:PORT --user U --password P --scop
 The key must exist in the scope (its value is overwritten). Prints one line per check
 (`ok   ...` or `FAIL ...`) and `OPENAPI-OK` when all pass; exits 1 on any failure (after
 running every check that does not depend on the failed one), 3 when a Python dependency is
-missing. Uses only the standard library besides openapi-spec-validator and jsonschema.
+missing (`checks.missing_module`). Uses only the standard library besides openapi-spec-validator,
+jsonschema and this folder's `checks.py`.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
+from checks import missing_module
+
 try:
     import jsonschema
     import referencing
@@ -41,11 +44,7 @@ try:
     from openapi_spec_validator import OpenAPIV31SpecValidator, validate
     from openapi_spec_validator.shortcuts import get_validator_cls
 except ImportError as err:  # pragma: no cover - environment problem, not a test result
-    print(
-        f"missing Python module {err.name!r} ({err}): run `bash deploy/install-deps.sh`",
-        file=sys.stderr,
-    )
-    sys.exit(3)
+    missing_module(err)
 
 # Patience for one HTTP call.
 TIMEOUT = 10.0

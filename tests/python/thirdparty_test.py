@@ -22,18 +22,14 @@ import sys
 import time
 from pathlib import Path
 
-from checks import CheckFailed, expect, ok
+from checks import CheckFailed, expect, missing_module, ok
 
 try:
     import jsonschema
     import nats
     import nats.errors
 except ImportError as err:  # pragma: no cover - environment problem, not a test result
-    print(
-        f"missing Python module {err.name!r} ({err}): run `bash deploy/install-deps.sh`",
-        file=sys.stderr,
-    )
-    sys.exit(3)
+    missing_module(err)
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "schemas" / "micro-v1"
 TIMEOUT = 5.0

@@ -31,15 +31,13 @@ import json
 import sys
 from pathlib import Path
 
-from checks import CheckFailed, Violations, expect, ok
+from checks import CheckFailed, Violations, expect, missing_module, ok
 
 try:
     import nats
     import nats.errors
 except ImportError as err:  # pragma: no cover - environment problem, not a test result
-    print(f"missing Python module {err.name!r} ({err}): run `bash deploy/install-deps.sh`",
-          file=sys.stderr)
-    sys.exit(3)
+    missing_module(err)
 
 from login_test import run_as_person  # noqa: E402  (after the dependency check)
 

@@ -10,7 +10,8 @@
 //! - [`bin_path`] and [`ChildProcess`]: run a workspace binary (`plantd-echo`, `plant`, …) with
 //!   its output captured to files and a guaranteed kill-and-reap when the test ends;
 //! - [`eventually`]: wait for a condition by polling against a deadline, because fixed sleeps
-//!   make tests slow where the machine is fast and flaky where it is slow.
+//!   make tests slow where the machine is fast and flaky where it is slow;
+//! - [`python::run_script`]: run a third-party client script of `tests/python/`.
 //!
 //! Every test owns its temp dirs and its servers, so tests run in parallel without sharing a port
 //! or a store. Waiting is always "poll every [`POLL_INTERVAL`] until a deadline".
@@ -21,6 +22,7 @@ mod eventually;
 mod nats_server;
 mod plant_cli;
 mod process;
+pub mod python;
 mod server_events;
 
 use std::time::Duration;

@@ -13,7 +13,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use identity_common::{Hub, known_seeds, plant, seeds_in};
-use plantd_tests::ChildProcess;
 
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path)
@@ -353,9 +352,6 @@ async fn login_whoami_logout_and_the_admin_commands() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The script exits with this when a Python module is missing.
-const MISSING_DEPENDENCY: i32 = 3;
-
 #[tokio::test]
 async fn nats_py_uses_the_creds_file_plant_login_wrote() -> anyhow::Result<()> {
     let hub = Hub::start(&[]).await?;
@@ -371,6 +367,7 @@ async fn nats_py_uses_the_creds_file_plant_login_wrote() -> anyhow::Result<()> {
         "pyuser",
         password,
         &["--scope", "site1", "--key", "greeting"],
+        "all login checks passed",
     )
     .await?;
     assert!(stdout.contains("all login checks passed"), "{stdout}");
@@ -399,6 +396,7 @@ async fn nats_py_cannot_make_the_server_deliver_where_it_may_not_publish() -> an
         "mallory",
         password,
         &["--admin-creds", &admin_creds],
+        "all attack checks passed",
     )
     .await?;
     assert!(stdout.contains("all attack checks passed"), "{stdout}");
@@ -407,21 +405,18 @@ async fn nats_py_cannot_make_the_server_deliver_where_it_may_not_publish() -> an
 }
 
 /// Runs `tests/python/<script>` for `user` (password in the environment, not argv) against
-/// the hub, with `extra` arguments; returns its stdout once it passed.
+/// the hub, with `extra` arguments, and asserts it printed `passed`; returns its stdout.
 async fn run_person_script(
     hub: &Hub,
     script: &str,
     user: &str,
     password: &str,
     extra: &[&str],
+    passed: &str,
 ) -> anyhow::Result<String> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("python")
-        .join(script);
     let plant_bin = plantd_tests::bin_path("plant");
     let data = hub.data_dir.to_str().expect("UTF-8").to_owned();
     let mut args = vec![
-        script.to_str().expect("UTF-8"),
         "--plant",
         plant_bin.to_str().expect("UTF-8"),
         "--server",
@@ -432,29 +427,13 @@ async fn run_person_script(
         user,
     ];
     args.extend_from_slice(extra);
-    let mut python = ChildProcess::spawn(
-        "python3",
-        args,
-        [
-            ("PYTHONDONTWRITEBYTECODE", "1"),
-            ("PLANTD_TEST_PASSWORD", password),
-        ],
-    )?;
-    let status = python.wait_with_deadline(Duration::from_secs(90)).await;
-    let (stdout, stderr) = (python.stdout(), python.stderr());
-    println!("--- {} stdout ---\n{stdout}", script.display());
-    if !stderr.is_empty() {
-        println!("--- stderr ---\n{stderr}");
-    }
-    let status = status.ok_or_else(|| anyhow::anyhow!("the script did not finish in 90 s"))?;
-    assert!(
-        status.code() != Some(MISSING_DEPENDENCY) && !stderr.contains("No module named"),
-        "a Python dependency is missing: run `bash deploy/install-deps.sh` ({stderr})"
-    );
-    assert!(
-        status.success(),
-        "{} failed ({status}):\n{stdout}\n{stderr}",
-        script.display()
-    );
-    Ok(stdout)
+    plantd_tests::python::run_script(
+        script,
+        &args,
+        &[("PLANTD_TEST_PASSWORD", password)],
+        Duration::from_secs(90),
+        passed,
+        &[],
+    )
+    .await
 }

@@ -13,67 +13,33 @@
 
 mod foundation;
 
-use std::path::Path;
 use std::time::Duration;
 
 use foundation::{spawn_echo, spawn_service, spawn_state, wait_for_instances};
 use plantd_tests::{ChildProcess, NatsServer};
 
-/// The script exits with this when a Python module (nats-py, jsonschema) is missing.
-const MISSING_DEPENDENCY: i32 = 3;
-
 /// How long a script may run.
 const SCRIPT_DEADLINE: Duration = Duration::from_secs(60);
 
-/// Runs `tests/python/<script> --server <url>` and asserts it passed: exit 0 and `passed` in
-/// its stdout, which is printed. `services` are the processes under test, whose stderr is shown
-/// when the script fails.
+/// Runs `tests/python/<script> --server <url>` and asserts it passed (exit 0 and `passed` in
+/// its stdout); `services` are the processes under test, whose stderr is shown on a failure.
 async fn run_script(
     script: &str,
     server: &NatsServer,
     passed: &str,
     services: &[&ChildProcess],
 ) -> anyhow::Result<()> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("python")
-        .join(script);
-    let shown = script.display().to_string();
-    let mut python = ChildProcess::spawn(
-        "python3",
-        [
-            script.into_os_string(),
-            "--server".into(),
-            server.url().into(),
-        ],
-        [("PYTHONDONTWRITEBYTECODE", "1")],
+    let url = server.url();
+    plantd_tests::python::run_script(
+        script,
+        &["--server", &url],
+        &[],
+        SCRIPT_DEADLINE,
+        passed,
+        services,
     )
-    .map_err(|err| {
-        err.context("cannot run python3: install Python 3, then run `bash deploy/install-deps.sh`")
-    })?;
-    let status = python.wait_with_deadline(SCRIPT_DEADLINE).await;
-    let (stdout, stderr) = (python.stdout(), python.stderr());
-    println!("--- {shown} stdout ---\n{stdout}");
-    if !stderr.is_empty() {
-        println!("--- stderr ---\n{stderr}");
-    }
-    let status = status.ok_or_else(|| {
-        anyhow::anyhow!(
-            "{shown} did not finish within {} s",
-            SCRIPT_DEADLINE.as_secs()
-        )
-    })?;
-    assert!(
-        status.code() != Some(MISSING_DEPENDENCY) && !stderr.contains("No module named"),
-        "a Python dependency is missing: run `bash deploy/install-deps.sh` ({stderr})"
-    );
-    let services_stderr: Vec<String> = services.iter().map(|s| s.stderr()).collect();
-    assert!(
-        status.success(),
-        "{shown} failed ({status}):\n{stdout}\n{stderr}\n--- services' stderr ---\n{}",
-        services_stderr.join("\n---\n")
-    );
-    assert!(stdout.contains(passed), "{stdout}");
-    Ok(())
+    .await
+    .map(drop)
 }
 
 #[tokio::test]

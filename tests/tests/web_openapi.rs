@@ -11,16 +11,11 @@
 
 mod identity_common;
 
-use std::path::Path;
 use std::time::Duration;
 
 use identity_common::Hub;
-use plantd_tests::ChildProcess;
 
 const OPERATOR: (&str, &str) = ("otto", "otto-password-1");
-
-/// The script exits with this when a Python module is missing.
-const MISSING_DEPENDENCY: i32 = 3;
 
 /// How long the script may run.
 const SCRIPT_DEADLINE: Duration = Duration::from_secs(60);
@@ -35,49 +30,26 @@ async fn the_document_validates_and_drives_a_client() -> anyhow::Result<()> {
     hub.admin(&["state", "set", "site1", "line.speed", "12"], None)
         .await?;
 
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/openapi_check.py");
-    let mut python = ChildProcess::spawn(
-        "python3",
-        [
-            script.as_os_str(),
-            "--url".as_ref(),
-            hub.http_url.as_ref(),
-            "--user".as_ref(),
-            OPERATOR.0.as_ref(),
-            "--password".as_ref(),
-            OPERATOR.1.as_ref(),
-            "--scope".as_ref(),
-            "site1".as_ref(),
-            "--key".as_ref(),
-            "line.speed".as_ref(),
+    let stdout = plantd_tests::python::run_script(
+        "openapi_check.py",
+        &[
+            "--url",
+            &hub.http_url,
+            "--user",
+            OPERATOR.0,
+            "--password",
+            OPERATOR.1,
+            "--scope",
+            "site1",
+            "--key",
+            "line.speed",
         ],
-        [("PYTHONDONTWRITEBYTECODE", "1")],
+        &[],
+        SCRIPT_DEADLINE,
+        "OPENAPI-OK",
+        &[],
     )
-    .map_err(|err| {
-        err.context("cannot run python3: install Python 3, then run `bash deploy/install-deps.sh`")
-    })?;
-    let status = python.wait_with_deadline(SCRIPT_DEADLINE).await;
-    let (stdout, stderr) = (python.stdout(), python.stderr());
-    println!("--- openapi_check.py stdout ---\n{stdout}");
-    if !stderr.is_empty() {
-        println!("--- stderr ---\n{stderr}");
-    }
-    let Some(status) = status else {
-        python.kill()?;
-        anyhow::bail!(
-            "openapi_check.py did not finish within {} s",
-            SCRIPT_DEADLINE.as_secs()
-        );
-    };
-    assert_ne!(
-        status.code(),
-        Some(MISSING_DEPENDENCY),
-        "a Python dependency is missing: run `bash deploy/install-deps.sh` ({stderr})"
-    );
-    assert!(
-        status.success(),
-        "openapi_check.py failed ({status}):\n{stdout}\n{stderr}"
-    );
+    .await?;
     assert!(stdout.contains("OPENAPI-OK"), "{stdout}");
     assert!(
         hub.stop().await?,
