@@ -10,6 +10,7 @@ const PROTOS: &[&str] = &[
     "plantd/identity/v1/identity.proto",
     "plantd/bus/v1/bus.proto",
     "plantd/logger/v1/logger.proto",
+    "plantd/metric/v1/metric.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

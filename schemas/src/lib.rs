@@ -21,6 +21,14 @@ pub mod echo {
     }
 }
 
+/// `plantd.metric.v1`: the metric module.
+pub mod metric {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/plantd.metric.v1.rs"));
+        include!(concat!(env!("OUT_DIR"), "/plantd.metric.v1.serde.rs"));
+    }
+}
+
 /// `plantd.state.v1`: the state service.
 pub mod state {
     pub mod v1 {

@@ -43,6 +43,15 @@ pub enum CallError {
         /// What was wrong.
         message: String,
     },
+    /// The caller's circuit breaker for this capability is open: nothing was sent
+    /// ([`crate::module::breaker`]).
+    #[error("circuit open for {capability}: it failed repeatedly; next try in {retry_in:?}")]
+    CircuitOpen {
+        /// The capability.
+        capability: String,
+        /// When the breaker lets a trial call through.
+        retry_in: Duration,
+    },
     /// Any other client failure (invalid subject, payload too large, connection closed).
     #[error("request to {subject} failed: {message}")]
     Other {

@@ -51,13 +51,36 @@ impl Health {
         Health::default()
     }
 
-    /// Sets one check.
+    /// Sets one check. A change of the overall state is logged (a warning when it gets
+    /// worse), so the log shows every transition with its reason.
     pub fn set(&self, check: &str, status: Status, reason: impl Into<String>) {
+        let reason = reason.into();
         let mut checks = self
             .checks
             .lock()
             .expect("health lock is never poisoned: no panics while held");
-        checks.insert(check.to_string(), (status, reason.into()));
+        let before = worst(&checks);
+        checks.insert(check.to_string(), (status, reason.clone()));
+        let after = worst(&checks);
+        if before != after {
+            if after > before {
+                tracing::warn!(
+                    from = before.as_str(),
+                    to = after.as_str(),
+                    check,
+                    reason,
+                    "health changed"
+                );
+            } else {
+                tracing::info!(
+                    from = before.as_str(),
+                    to = after.as_str(),
+                    check,
+                    reason,
+                    "health changed"
+                );
+            }
+        }
     }
 
     /// The worst check and its reason (`Healthy`, "" when there are no checks).
@@ -93,17 +116,37 @@ impl Health {
     }
 }
 
+fn worst(checks: &BTreeMap<String, (Status, String)>) -> Status {
+    checks
+        .values()
+        .map(|(status, _)| *status)
+        .max()
+        .unwrap_or(Status::Healthy)
+}
+
 /// Serves `GET /healthz` on `listen` until shutdown; returns the bound address.
 pub async fn serve(
     listen: &str,
     health: Health,
     shutdown: Shutdown,
 ) -> std::io::Result<SocketAddr> {
+    serve_with(listen, health, Router::new(), shutdown).await
+}
+
+/// [`serve`] plus the service's own `routes` on the same port (the metric module's
+/// `/metrics`).
+pub async fn serve_with(
+    listen: &str,
+    health: Health,
+    routes: Router,
+    shutdown: Shutdown,
+) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     let app = Router::new()
         .route("/healthz", get(healthz))
-        .with_state(health);
+        .with_state(health)
+        .merge(routes);
     tokio::spawn(async move {
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(async move { shutdown.wait().await })

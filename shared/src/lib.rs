@@ -4,8 +4,8 @@
 //! configuration ([`config`]), the NATS connection with its events and creds ([`connection`],
 //! [`creds`]), the request/reply runtime that speaks NATS micro (ADR-32) with plantd's error and
 //! encoding contract ([`micro`], [`codec`], [`error`]), health ([`health`]), logging
-//! ([`telemetry`]), buses and pipelines ([`bus`], [`pipe`]), graceful shutdown ([`shutdown`]), subject names ([`subjects`]) and one owner per data dir
-//! ([`data_dir_lock`]).
+//! ([`telemetry`]), buses and pipelines ([`bus`], [`pipe`]), graceful shutdown ([`shutdown`]), subject names ([`subjects`]), one owner per data dir
+//! ([`data_dir_lock`]) and the module SDK ([`module`]).
 #![forbid(unsafe_code)]
 
 pub mod bus;
@@ -20,6 +20,7 @@ pub mod error;
 pub mod health;
 pub mod log_ship;
 pub mod micro;
+pub mod module;
 pub mod nats_server;
 pub mod pipe;
 pub mod process;

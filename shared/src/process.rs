@@ -105,18 +105,32 @@ impl ServiceProcess {
         common: &CommonConfig,
         shutdown: Shutdown,
     ) -> Result<ServiceProcess, ServeError> {
+        ServiceProcess::start_with_routes(service, common, axum::Router::new(), shutdown).await
+    }
+
+    /// [`ServiceProcess::start`], serving the service's own HTTP `routes` beside `/healthz`.
+    pub async fn start_with_routes(
+        service: &str,
+        common: &CommonConfig,
+        routes: axum::Router,
+        shutdown: Shutdown,
+    ) -> Result<ServiceProcess, ServeError> {
         let log_shipper = crate::telemetry::init_service(service, common);
         let health = Health::new();
         let health_addr = if common.health_listen.is_empty() {
             None
         } else {
-            let addr =
-                crate::health::serve(&common.health_listen, health.clone(), shutdown.clone())
-                    .await
-                    .map_err(|source| ServeError::Health {
-                        listen: common.health_listen.clone(),
-                        source,
-                    })?;
+            let addr = crate::health::serve_with(
+                &common.health_listen,
+                health.clone(),
+                routes,
+                shutdown.clone(),
+            )
+            .await
+            .map_err(|source| ServeError::Health {
+                listen: common.health_listen.clone(),
+                source,
+            })?;
             tracing::info!(service, health = %format!("http://{addr}/healthz"), "health endpoint listening");
             Some(addr)
         };
@@ -136,13 +150,28 @@ impl ServiceProcess {
 
     /// Starts the service (adding the health URL to its metadata), runs it until shutdown,
     /// then drains. Returns whether the drain finished within the grace period.
-    pub async fn serve(&self, mut builder: ServiceBuilder) -> Result<bool, ServeError> {
-        if let Some(addr) = self.health_addr {
-            builder = builder.metadata("health_url", format!("http://{addr}/healthz"));
-        }
-        let running = builder.start(&self.client, self.options).await?;
+    pub async fn serve(&self, builder: ServiceBuilder) -> Result<bool, ServeError> {
+        let running = self.start_service(builder).await?;
         self.shutdown.wait().await;
         Ok(running.stop().await)
+    }
+
+    /// Starts the service (adding the health URL to its metadata) and returns it running;
+    /// stopping it is the caller's (what [`ServiceProcess::serve`] does, in steps).
+    pub async fn start_service(
+        &self,
+        mut builder: ServiceBuilder,
+    ) -> Result<crate::micro::RunningService, ServeError> {
+        if let Some(url) = self.health_url() {
+            builder = builder.metadata("health_url", url);
+        }
+        Ok(builder.start(&self.client, self.options).await?)
+    }
+
+    /// `http://<addr>/healthz`, if health is served.
+    pub fn health_url(&self) -> Option<String> {
+        self.health_addr
+            .map(|addr| format!("http://{addr}/healthz"))
     }
 }
 

@@ -34,6 +34,13 @@ pub fn rfc3339(ts: &Timestamp) -> Option<String> {
         .ok()
 }
 
+/// Now, as RFC 3339 UTC.
+pub fn now_rfc3339() -> String {
+    OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("the current UTC time always formats as RFC 3339")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

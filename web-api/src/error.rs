@@ -63,6 +63,9 @@ impl From<CallError> for ApiError {
                 format!("no responders on {subject}: is the service running?"),
             ),
             e @ CallError::TimedOut { .. } => ApiError::new(ErrorCode::Timeout, e.to_string()),
+            e @ CallError::CircuitOpen { .. } => {
+                ApiError::new(ErrorCode::Unavailable, e.to_string())
+            }
             e @ (CallError::Decode { .. } | CallError::Other { .. }) => {
                 ApiError::new(ErrorCode::Internal, e.to_string())
             }

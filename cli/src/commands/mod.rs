@@ -7,6 +7,8 @@ mod bus;
 mod login;
 mod logout;
 mod logs;
+mod module_new;
+mod modules;
 mod org;
 mod pipe;
 mod req;
@@ -50,6 +52,10 @@ enum Command {
     Pipe(pipe::PipeArgs),
     /// Show what every plantd process logged (from the logger); -f follows.
     Logs(logs::LogsArgs),
+    /// Modules: who provides what, what is missing, drain or replace an instance.
+    Modules(modules::ModulesArgs),
+    /// Scaffold a new module crate in this workspace (`plant module new NAME`).
+    Module(module_new::ModuleArgs),
     /// Measure plantd against raw NATS baselines in one run.
     Bench(bench::BenchArgs),
     /// Create a hub's operator, accounts and bootstrap creds; get creds for services.
@@ -89,6 +95,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Bus(args) => args.run(&cli.global, &mut out).await,
         Command::Pipe(args) => args.run(&cli.global, &mut out).await,
         Command::Logs(args) => args.run(&cli.global, &mut out).await,
+        Command::Modules(args) => args.run(&cli.global, &mut out).await,
+        Command::Module(args) => args.run(&mut out),
         Command::Bench(args) => args.run(&cli.global, &mut out).await,
         Command::Admin(args) => args.run(&cli.global, &mut out).await,
         Command::Login(args) => args.run(&cli.global, &mut out).await,

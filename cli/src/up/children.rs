@@ -22,6 +22,9 @@ pub struct ServiceSpec {
     pub has_data: bool,
     /// Whether it runs only in operator mode (gets `auth_dir=<plantd data>/auth`).
     pub needs_auth: bool,
+    /// Whether it is a module (SDK): it may be drained (`plant modules drain`) and then
+    /// exits with status 0, which `plant up` accepts without stopping the rest.
+    pub module: bool,
 }
 
 /// Every service, in start order.
@@ -32,30 +35,42 @@ pub const SERVICES: &[ServiceSpec] = &[
         binary: "plantd-logger",
         has_data: false,
         needs_auth: false,
+        module: false,
     },
     ServiceSpec {
         name: "echo",
         binary: "plantd-echo",
         has_data: false,
         needs_auth: false,
+        module: true,
+    },
+    ServiceSpec {
+        name: "metric",
+        binary: "plantd-metric",
+        has_data: false,
+        needs_auth: false,
+        module: true,
     },
     ServiceSpec {
         name: "state",
         binary: "plantd-state",
         has_data: true,
         needs_auth: false,
+        module: false,
     },
     ServiceSpec {
         name: "buses",
         binary: "plantd-bus",
         has_data: false,
         needs_auth: false,
+        module: false,
     },
     ServiceSpec {
         name: "identity",
         binary: "plantd-identity",
         has_data: true,
         needs_auth: true,
+        module: false,
     },
 ];
 
@@ -167,7 +182,12 @@ impl ServiceChild {
 
     /// Whether the process has exited.
     pub fn exited(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(Some(_)))
+        self.exit_status().is_some()
+    }
+
+    /// Its exit status, once it has exited.
+    pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
     }
 }
 
@@ -213,14 +233,25 @@ pub async fn wait_ready(
 
 /// Waits for shutdown, or for a service to exit by itself (returns its name).
 pub async fn wait_for_exit_or_shutdown(
-    services: &mut [ServiceChild],
+    services: &mut Vec<ServiceChild>,
     shutdown: &Shutdown,
 ) -> Option<&'static str> {
     loop {
-        for service in services.iter_mut() {
-            if service.exited() {
-                return Some(service.spec.name);
+        let mut drained = None;
+        for (i, service) in services.iter_mut().enumerate() {
+            match service.exit_status() {
+                Some(status) if status.success() && service.spec.module => drained = Some(i),
+                Some(_) => return Some(service.spec.name),
+                None => {}
             }
+        }
+        if let Some(i) = drained {
+            let service = services.remove(i);
+            println!(
+                "{:<8} exited cleanly after a drain; the others keep running",
+                service.spec.name
+            );
+            continue;
         }
         tokio::select! {
             _ = shutdown.wait() => return None,

@@ -120,6 +120,13 @@ pub async fn run(args: UpArgs, _global: &GlobalArgs) -> anyhow::Result<()> {
         _ => println!("auth     none (--no-auth): any client on this machine may do anything"),
     }
 
+    let client = match prepare_server(&url, admin_creds.clone()).await {
+        Ok(client) => client,
+        Err(err) => {
+            stop_all(Vec::new(), &mut server).await;
+            return Err(err);
+        }
+    };
     let mut services = Vec::new();
     for (spec, sets) in specs.into_iter().zip(&settings) {
         match ServiceChild::spawn(spec, &url, &data_dir, sets) {
@@ -138,14 +145,6 @@ pub async fn run(args: UpArgs, _global: &GlobalArgs) -> anyhow::Result<()> {
             }
         }
     }
-    let client = plantd_shared::connection::connect(
-        &url,
-        admin_creds.clone(),
-        "plant-up",
-        plantd_shared::connection::StartMode::FailFast,
-        None,
-    )
-    .await?;
     if let Err(err) = children::wait_ready(&client, &mut services, READY_TIMEOUT, &shutdown).await {
         stop_all(services, &mut server).await;
         return Err(err);
@@ -197,6 +196,27 @@ pub async fn run(args: UpArgs, _global: &GlobalArgs) -> anyhow::Result<()> {
         ),
         None => Ok(()),
     }
+}
+
+/// Connects as the admin and creates what modules need before they start: the module
+/// registry bucket (modules may write their entries but not create it).
+async fn prepare_server(
+    url: &str,
+    admin_creds: Option<std::path::PathBuf>,
+) -> anyhow::Result<async_nats::Client> {
+    let client = plantd_shared::connection::connect(
+        url,
+        admin_creds,
+        "plant-up",
+        plantd_shared::connection::StartMode::FailFast,
+        None,
+    )
+    .await?;
+    let js = async_nats::jetstream::new(client.clone());
+    plantd_shared::module::registry::ensure_bucket(&js)
+        .await
+        .context("cannot create the module registry")?;
+    Ok(client)
 }
 
 /// The `--set` settings of a service beyond URL and data dir: its creds in operator mode, and

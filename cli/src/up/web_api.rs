@@ -19,6 +19,7 @@ const WEB_API: ServiceSpec = ServiceSpec {
     binary: "plantd-web-api",
     has_data: false,
     needs_auth: false,
+    module: false,
 };
 
 /// How long the bridge may take to answer `/healthz`.

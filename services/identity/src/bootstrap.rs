@@ -10,7 +10,8 @@
 //!                              plantd-signing (dir 0700; take them offline after set-up)
 //! creds/admin.creds    0600    plantd admin, no restrictions
 //! creds/sys.creds      0600    SYS user for $SYS.REQ.CLAIMS.UPDATE / LOOKUP
-//! creds/echo.creds     0600    echo service, least privilege (crate::permissions)
+//! creds/echo.creds     0600    echo module, least privilege (crate::permissions)
+//! creds/metric.creds   0600    metric module: its registry entries, samples on the data bus
 //! creds/state.creds    0600    state service, least privilege
 //! creds/identity.creds 0600    identity service: its endpoints and replies only
 //! creds/buses.creds    0600    bus service: bus and pipe streams
@@ -212,7 +213,7 @@ fn write_setup(stage: &Path, auth_dir: &Path) -> Result<Bootstrap, BootstrapErro
         write_new(&account_path(stage, name), jwt, PUBLIC_FILE_MODE)?;
     }
 
-    let users: [(&str, IssuedUser); 9] = [
+    let users: [(&str, IssuedUser); 10] = [
         (
             "admin",
             issue_user("admin", permissions::admin(), &plantd_pub, plantd_signing)?,
@@ -226,6 +227,15 @@ fn write_setup(stage: &Path, auth_dir: &Path) -> Result<Bootstrap, BootstrapErro
             issue_user(
                 "echo",
                 permissions::echo_service(),
+                &plantd_pub,
+                plantd_signing,
+            )?,
+        ),
+        (
+            permissions::METRIC_USER,
+            issue_user(
+                permissions::METRIC_USER,
+                permissions::metric_service(),
                 &plantd_pub,
                 plantd_signing,
             )?,
@@ -325,8 +335,8 @@ fn write_setup(stage: &Path, auth_dir: &Path) -> Result<Bootstrap, BootstrapErro
 }
 
 impl Bootstrap {
-    /// Re-issues the creds of the bootstrap services (echo, state, identity, buses, logger,
-    /// web-api) whose
+    /// Re-issues the creds of the bootstrap services (echo, metric, state, identity, buses,
+    /// logger, web-api) whose
     /// permissions differ from what this version grants, or that have none yet (after an upgrade changed
     /// [`permissions`]), so an existing set-up keeps working without `init --force`. Each
     /// is a new user key of the same account, written 0600 beside the old file and renamed
@@ -335,6 +345,11 @@ impl Bootstrap {
     pub fn refresh_service_creds(&self) -> Result<Vec<&'static str>, BootstrapError> {
         let services = [
             ("echo", permissions::echo_service(), &self.creds.echo),
+            (
+                permissions::METRIC_USER,
+                permissions::metric_service(),
+                &self.creds.metric,
+            ),
             (
                 subjects::state::SERVICE,
                 permissions::state_service(STATE_BUCKET),

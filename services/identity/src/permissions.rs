@@ -95,10 +95,40 @@ pub fn edge_link() -> Permissions {
 /// The connection type an edge link's creds are limited to.
 pub const LEAFNODE_CONNECTION: &str = "LEAFNODE";
 
-/// The echo service: its endpoints and discovery, replies only.
+/// The echo module ([`module_service`]).
 pub fn echo_service() -> Permissions {
-    service("echo", &[], false)
+    module_service("echo")
 }
+
+/// The module registry bucket (`plantd_shared::module::registry::BUCKET`).
+pub const REGISTRY_BUCKET: &str = "plantd-registry";
+
+/// A module built on the SDK (`plantd_shared::module`), named `name`: a service
+/// ([`service`]) that also writes its own registry entries (`$KV.plantd-registry.<name>.>`,
+/// plain JetStream publishes whose acks reach its inbox: no JetStream API rights) and hears
+/// drain requests for its instances (`plantd.modules.drain.<name>.*`, which only admins may
+/// send).
+pub fn module_service(name: &str) -> Permissions {
+    let registry = format!("$KV.{REGISTRY_BUCKET}.{name}.>");
+    let mut permissions = service(name, &[&registry], true);
+    let mut subscribe = permissions.subscribe.allow.clone();
+    subscribe.push(format!("{}.modules.drain.{name}.*", subjects::ROOT));
+    permissions.subscribe = Permission::allow(subscribe);
+    permissions
+}
+
+/// The metric module: a module ([`module_service`]) that also publishes its samples on the
+/// data bus under any one-token scope (`plantd.bus.data.*.metric.>`).
+pub fn metric_service() -> Permissions {
+    let mut permissions = module_service(METRIC_USER);
+    let mut publish = permissions.publish.allow.clone();
+    publish.push(subjects::bus::topic("data", "*.metric.>"));
+    permissions.publish = Permission::allow(publish);
+    permissions
+}
+
+/// Name of the metric module's user.
+pub const METRIC_USER: &str = "metric";
 
 /// The state service: its endpoints, discovery, and the JetStream KV calls its mirror makes on
 /// `bucket` (open or create the bucket, publish changes, read the last change per key).
@@ -243,10 +273,22 @@ mod tests {
         let p = echo_service();
         assert_eq!(
             p.publish.allow,
-            ["plantd.echo.>", "plantd.log.echo.>"],
-            "replies, drain fillers and its own log records only"
+            [
+                "$KV.plantd-registry.echo.>",
+                "plantd.echo.>",
+                "plantd.log.echo.>"
+            ],
+            "its registry entries, replies, drain fillers and its own log records only"
         );
-        assert_eq!(p.subscribe.allow, ["plantd.echo.>", "$SRV.>"]);
+        assert_eq!(
+            p.subscribe.allow,
+            [
+                "plantd.echo.>",
+                "$SRV.>",
+                "_INBOX.>",
+                "plantd.modules.drain.echo.*"
+            ]
+        );
         assert_eq!(
             p.resp,
             Some(ResponsePermission {

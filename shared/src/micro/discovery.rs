@@ -108,5 +108,10 @@ pub fn stats(shared: &ServiceShared) -> StatsResponse {
                 }
             })
             .collect(),
+        breakers: shared
+            .breakers
+            .as_ref()
+            .map(|b| b.snapshot())
+            .unwrap_or_default(),
     }
 }

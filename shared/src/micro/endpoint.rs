@@ -14,8 +14,9 @@ use crate::{
     error::ServiceError,
 };
 
-/// What a handler knows about its request besides the payload.
-#[derive(Debug, Clone)]
+/// What a handler knows about its request besides the payload. `Default` is an empty
+/// subject in JSON, for handler unit tests.
+#[derive(Debug, Clone, Default)]
 pub struct RequestContext {
     /// The subject the request was sent to (e.g. `plantd.state.get.site1`).
     pub subject: String,

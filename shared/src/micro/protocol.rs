@@ -111,6 +111,10 @@ pub struct StatsResponse {
     /// Per-endpoint counters.
     #[serde(default)]
     pub endpoints: Vec<EndpointStats>,
+    /// plantd extension: the state of each circuit breaker of the instance's clients, by
+    /// capability (absent when it has none).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub breakers: BTreeMap<String, crate::module::breaker::BreakerSnapshot>,
 }
 
 /// Whether a service or endpoint name matches `^[a-zA-Z0-9_-]+$`.

@@ -89,6 +89,8 @@ pub struct ServiceBuilder {
     description: String,
     metadata: BTreeMap<String, String>,
     endpoints: Vec<PendingEndpoint>,
+    id: Option<String>,
+    breakers: Option<crate::module::breaker::Breakers>,
 }
 
 /// What the runtime, discovery and stats share about a running instance.
@@ -108,6 +110,8 @@ pub struct ServiceShared {
     pub started: String,
     /// Endpoints, in registration order.
     pub endpoints: Vec<Arc<EndpointShared>>,
+    /// The circuit breakers of the module's clients, shown in STATS.
+    pub breakers: Option<crate::module::breaker::Breakers>,
 }
 
 /// One registered endpoint.
@@ -154,7 +158,22 @@ impl ServiceBuilder {
             description: String::new(),
             metadata: BTreeMap::new(),
             endpoints: Vec::new(),
+            id: None,
+            breakers: None,
         }
+    }
+
+    /// Uses `id` as the instance id instead of a fresh one (a module registers under its id
+    /// before it serves).
+    pub fn instance_id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self
+    }
+
+    /// Reports these circuit breakers in STATS (`breakers`).
+    pub fn breakers(mut self, breakers: crate::module::breaker::Breakers) -> Self {
+        self.breakers = Some(breakers);
+        self
     }
 
     /// Sets the description shown by `$SRV.INFO`.
@@ -215,9 +234,7 @@ impl ServiceBuilder {
                 return Err(StartError::DuplicateEndpoint(e.name.clone()));
             }
         }
-        let started = time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .expect("the current UTC time always formats as RFC 3339");
+        let started = crate::timestamp::now_rfc3339();
         let mut subscriptions = Vec::new();
         let mut endpoints = Vec::new();
         for e in self.endpoints {
@@ -240,12 +257,13 @@ impl ServiceBuilder {
         }
         let shared = Arc::new(ServiceShared {
             name: self.name,
-            id: nuid::next().to_string(),
+            id: self.id.unwrap_or_else(|| nuid::next().to_string()),
             version: self.version,
             description: self.description,
             metadata: self.metadata,
             started,
             endpoints,
+            breakers: self.breakers,
         });
 
         let accept_stop = CancellationToken::new();

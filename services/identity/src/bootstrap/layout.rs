@@ -82,8 +82,10 @@ pub struct CredsFiles {
     pub admin: PathBuf,
     /// SYS user that may push and look up account JWTs.
     pub sys: PathBuf,
-    /// echo service.
+    /// echo module.
     pub echo: PathBuf,
+    /// metric module.
+    pub metric: PathBuf,
     /// state service.
     pub state: PathBuf,
     /// identity service.
@@ -105,6 +107,7 @@ impl CredsFiles {
             admin: creds_path(auth_dir, "admin"),
             sys: creds_path(auth_dir, "sys"),
             echo: creds_path(auth_dir, "echo"),
+            metric: creds_path(auth_dir, permissions::METRIC_USER),
             state: creds_path(auth_dir, subjects::state::SERVICE),
             identity: creds_path(auth_dir, subjects::identity::SERVICE),
             bus: creds_path(auth_dir, subjects::bus::SERVICE),

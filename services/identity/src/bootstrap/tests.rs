@@ -55,6 +55,7 @@ fn init_writes_a_consistent_trust_chain() {
     for (path, account) in [
         (&creds.admin, &plantd),
         (&creds.echo, &plantd),
+        (&creds.metric, &plantd),
         (&creds.state, &plantd),
         (&creds.identity, &plantd),
         (&creds.bus, &plantd),

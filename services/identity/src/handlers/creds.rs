@@ -15,7 +15,9 @@ use crate::permissions;
 use crate::store::sessions;
 
 /// The kinds `creds` knows.
-pub const KINDS: &[&str] = &["echo", "state", "identity", "buses", "logger", "edge"];
+pub const KINDS: &[&str] = &[
+    "echo", "metric", "module", "state", "identity", "buses", "logger", "edge",
+];
 
 /// `…admin.creds`.
 pub async fn issue(
@@ -24,7 +26,7 @@ pub async fn issue(
     req: ServiceCredsRequest,
 ) -> Result<ServiceCredsResponse, ServiceError> {
     check_name("name", &req.name)?;
-    let nats = preset(&req.kind, &app.state_bucket)?.issued_by(&app.issuer.account);
+    let nats = preset(&req.kind, &req.name, &app.state_bucket)?.issued_by(&app.issuer.account);
     let issued = app.issuer.issue_service(&req.name, nats)?;
     let (key, name, kind) = (
         issued.public_key.clone(),
@@ -43,9 +45,12 @@ pub async fn issue(
 }
 
 /// The claims preset of `kind`.
-fn preset(kind: &str, bucket: &str) -> Result<UserNats, ServiceError> {
+fn preset(kind: &str, name: &str, bucket: &str) -> Result<UserNats, ServiceError> {
     let permissions = match kind {
         "echo" => permissions::echo_service(),
+        permissions::METRIC_USER => permissions::metric_service(),
+        // A module of one's own, scoped to its name (`plant module new`).
+        "module" => permissions::module_service(name),
         k if k == subjects::state::SERVICE => permissions::state_service(bucket),
         k if k == subjects::identity::SERVICE => permissions::identity_service(),
         k if k == subjects::bus::SERVICE => permissions::bus_service(subjects::bus::DEFAULT_BUSES),
