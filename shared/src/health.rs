@@ -59,10 +59,11 @@ impl Health {
             .checks
             .lock()
             .expect("health lock is never poisoned: no panics while held");
+        let first = checks.is_empty();
         let before = worst(&checks);
         checks.insert(check.to_string(), (status, reason.clone()));
         let after = worst(&checks);
-        if before != after {
+        if before != after && !first {
             if after > before {
                 tracing::warn!(
                     from = before.as_str(),

@@ -33,7 +33,8 @@ async fn admin_init_writes_once_refuses_to_overwrite_and_never_prints_seeds() ->
     assert_eq!(run.code, 0, "{run}");
     let auth = data.join("auth");
     for name in [
-        "admin", "echo", "state", "buses", "logger", "identity", "login", "web-api", "sys",
+        "admin", "echo", "metric", "state", "buses", "logger", "identity", "login", "web-api",
+        "sys",
     ] {
         let creds = auth.join("creds").join(format!("{name}.creds"));
         assert!(

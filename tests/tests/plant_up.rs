@@ -183,7 +183,9 @@ async fn plant_up_serves_and_stops_cleanly() -> anyhow::Result<()> {
     let names: Vec<&str> = report.pids.iter().map(|(name, _)| name.as_str()).collect();
     assert_eq!(
         names,
-        ["nats", "logger", "echo", "state", "buses", "identity"],
+        [
+            "nats", "logger", "echo", "metric", "state", "buses", "identity"
+        ],
         "{}",
         up.stdout()
     );

@@ -43,7 +43,8 @@ enum Verb {
     Creds {
         /// Service name (`echo`, `state`, …) or edge site name.
         name: String,
-        /// Permissions preset: the service's own name (default: NAME) or `edge`.
+        /// Permissions preset: the service's own name (default: NAME), `module` (a module of
+        /// your own, scoped to NAME) or `edge`.
         #[arg(long)]
         kind: Option<String>,
         /// Where to write the creds (mode 0600); `-` writes them to stdout.

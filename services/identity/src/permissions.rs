@@ -299,6 +299,45 @@ mod tests {
     }
 
     #[test]
+    fn a_module_writes_only_its_own_registry_entries() {
+        let p = module_service("oven");
+        assert!(
+            p.publish
+                .allow
+                .contains(&"$KV.plantd-registry.oven.>".to_string())
+        );
+        assert!(
+            p.publish.allow.iter().all(|s| !s.starts_with("$JS.")),
+            "no JetStream API rights: {:?}",
+            p.publish.allow
+        );
+        assert!(
+            p.subscribe
+                .allow
+                .contains(&"plantd.modules.drain.oven.*".to_string())
+        );
+        assert!(
+            !p.publish.allow.iter().any(|s| s.contains("modules.drain")),
+            "a module cannot drain others"
+        );
+        let metric = metric_service();
+        assert!(
+            metric
+                .publish
+                .allow
+                .contains(&"plantd.bus.data.*.metric.>".to_string())
+        );
+        assert!(
+            !metric
+                .publish
+                .allow
+                .iter()
+                .any(|s| s == "plantd.bus.data.>"),
+            "samples only, not the whole bus"
+        );
+    }
+
+    #[test]
     fn state_gets_its_bucket_and_nothing_broader() {
         let p = state_service("plantd-state");
         assert_eq!(p.subscribe.allow, ["plantd.state.>", "$SRV.>", "_INBOX.>"]);

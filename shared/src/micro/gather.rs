@@ -36,6 +36,8 @@ pub async fn gather<T: DeserializeOwned>(
             deadline.min(tokio::time::Instant::now() + QUIET)
         };
         match tokio::time::timeout_at(wait_until, replies.next()).await {
+            // The server's "no responders" status when no instance runs: nothing to gather.
+            Ok(Some(msg)) if msg.status.is_some() && msg.payload.is_empty() => break,
             Ok(Some(msg)) => match serde_json::from_slice::<T>(&msg.payload) {
                 Ok(reply) => found.push(reply),
                 Err(err) => tracing::warn!(error = %err, "ignoring malformed discovery reply"),
