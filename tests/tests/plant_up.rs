@@ -221,7 +221,7 @@ async fn plant_up_serves_and_stops_cleanly() -> anyhow::Result<()> {
     listed.sort_unstable();
     assert_eq!(
         listed,
-        ["buses", "echo", "identity", "logger", "state"],
+        ["buses", "echo", "identity", "logger", "metric", "state"],
         "{stdout}"
     );
 
