@@ -11,6 +11,7 @@ const PROTOS: &[&str] = &[
     "plantd/bus/v1/bus.proto",
     "plantd/logger/v1/logger.proto",
     "plantd/metric/v1/metric.proto",
+    "plantd/edge/v1/edge.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -21,6 +21,14 @@ pub mod echo {
     }
 }
 
+/// `plantd.edge.v1`: edge links.
+pub mod edge {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/plantd.edge.v1.rs"));
+        include!(concat!(env!("OUT_DIR"), "/plantd.edge.v1.serde.rs"));
+    }
+}
+
 /// `plantd.metric.v1`: the metric module.
 pub mod metric {
     pub mod v1 {

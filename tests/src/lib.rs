@@ -11,7 +11,8 @@
 //!   its output captured to files and a guaranteed kill-and-reap when the test ends;
 //! - [`eventually`]: wait for a condition by polling against a deadline, because fixed sleeps
 //!   make tests slow where the machine is fast and flaky where it is slow;
-//! - [`python::run_script`]: run a third-party client script of `tests/python/`.
+//! - [`python::run_script`]: run a third-party client script of `tests/python/`;
+//! - [`Relay`]: a TCP link a test can cut and restore (edge sites offline).
 //!
 //! Every test owns its temp dirs and its servers, so tests run in parallel without sharing a port
 //! or a store. Waiting is always "poll every [`POLL_INTERVAL`] until a deadline".
@@ -23,6 +24,7 @@ mod nats_server;
 mod plant_cli;
 mod process;
 pub mod python;
+mod relay;
 mod server_events;
 
 use std::time::Duration;
@@ -33,6 +35,7 @@ pub use nats_server::{NATS_SERVER_ENV, NatsServer, NatsServerOptions, nats_serve
 pub use nix::sys::signal::Signal;
 pub use plant_cli::{plant_command, run_to_end};
 pub use process::ChildProcess;
+pub use relay::Relay;
 pub use server_events::{Events, server_error};
 
 /// How often every wait in this crate re-checks its condition.

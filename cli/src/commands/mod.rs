@@ -4,6 +4,7 @@
 mod admin;
 mod bench;
 mod bus;
+pub mod edge;
 mod login;
 mod logout;
 mod logs;
@@ -52,6 +53,8 @@ enum Command {
     Pipe(pipe::PipeArgs),
     /// Show what every plantd process logged (from the logger); -f follows.
     Logs(logs::LogsArgs),
+    /// Edge sites: make a site's data dir from this hub; link state, lag and backlog.
+    Edge(edge::EdgeArgs),
     /// Modules: who provides what, what is missing, drain or replace an instance.
     Modules(modules::ModulesArgs),
     /// Scaffold a new module crate in this workspace (`plant module new NAME`).
@@ -95,6 +98,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Bus(args) => args.run(&cli.global, &mut out).await,
         Command::Pipe(args) => args.run(&cli.global, &mut out).await,
         Command::Logs(args) => args.run(&cli.global, &mut out).await,
+        Command::Edge(args) => args.run(&cli.global, &mut out).await,
         Command::Modules(args) => args.run(&cli.global, &mut out).await,
         Command::Module(args) => args.run(&mut out),
         Command::Bench(args) => args.run(&cli.global, &mut out).await,

@@ -60,6 +60,26 @@ impl UpAuth {
         })
     }
 
+    /// An edge site's set-up in `<site_dir>/auth`, as `plant edge init` wrote it: the site's
+    /// own creds and its server snippet (operator, preloaded accounts, leaf remote).
+    pub fn site(site_dir: &Path) -> anyhow::Result<UpAuth> {
+        let auth_dir = site_dir.join(AUTH_DIR);
+        let conf = auth_dir.join("nats-site.conf");
+        let snippet = std::fs::read_to_string(&conf).with_context(|| {
+            format!(
+                "cannot read {}: make the site with `plant edge init`",
+                conf.display()
+            )
+        })?;
+        std::fs::create_dir_all(auth_dir.join("resolver"))?;
+        Ok(UpAuth {
+            auth_dir,
+            snippet,
+            created: false,
+            refreshed: Vec::new(),
+        })
+    }
+
     /// The creds file of bootstrap user `name` (`admin`, `echo`, `state`, `identity`, …).
     pub fn creds(&self, name: &str) -> anyhow::Result<PathBuf> {
         let path = self.auth_dir.join("creds").join(format!("{name}.creds"));

@@ -18,6 +18,7 @@
 
 pub(crate) mod auth;
 pub(crate) mod children;
+pub(crate) mod edge;
 pub(crate) mod web_api;
 
 use std::{
@@ -54,6 +55,14 @@ pub struct UpArgs {
     /// Do not start the web-api bridge (no web UI, no HTTP API).
     #[arg(long)]
     pub no_http: bool,
+    /// Run edge site SITE from its data dir (made by `plant edge init`): a leaf-node server
+    /// with its own JetStream domain and the site's services, working on when the hub is away.
+    #[arg(long, value_name = "SITE", conflicts_with_all = ["no_auth", "leaf_listen"])]
+    pub edge: Option<String>,
+    /// Accept edge sites' leaf-node links on ADDR (`0.0.0.0:7422`) and run the hub's edge
+    /// service for the sites `plant edge init` registered.
+    #[arg(long, value_name = "ADDR", conflicts_with = "no_auth")]
+    pub leaf_listen: Option<String>,
 }
 
 /// How long services may take to answer their first PING.
@@ -73,23 +82,37 @@ pub async fn run(args: UpArgs, _global: &GlobalArgs) -> anyhow::Result<()> {
         .on_signals()
         .context("cannot install signal handlers")?;
 
-    let specs = children::select_mode(args.services.as_deref(), !args.no_auth)?;
+    let role = edge::Role::of(&args, &data_dir)?;
+    let specs = role.services(children::select_mode(
+        args.services.as_deref(),
+        !args.no_auth,
+    )?);
     let auth = if args.no_auth {
         None
+    } else if role.is_site() {
+        Some(UpAuth::site(&data_dir)?)
     } else {
         Some(UpAuth::prepare(&data_dir)?)
     };
     // Every creds file is checked before anything starts.
-    let admin_creds = auth.as_ref().map(|a| a.creds("admin")).transpose()?;
+    let admin_creds = auth
+        .as_ref()
+        .map(|a| a.creds(role.admin_user()))
+        .transpose()?;
     let mut settings = Vec::new();
     for spec in &specs {
-        settings.push(service_settings(spec, auth.as_ref())?);
+        settings.push(if spec.name == edge::EDGE.name {
+            role.edge_settings(auth.as_ref())?
+        } else {
+            service_settings(spec, auth.as_ref())?
+        });
     }
 
     let mut options = nats_server::Options::new(data_dir.join("nats"));
     options.port = args.port;
+    options.template = role.template();
     if let Some(auth) = &auth {
-        options.extra_config = auth.snippet.clone();
+        options.extra_config = auth.snippet.clone() + &role.server_config();
     }
     let mut server = nats_server::NatsServer::start(options).await?;
     let url = server.url();
@@ -153,7 +176,7 @@ pub async fn run(args: UpArgs, _global: &GlobalArgs) -> anyhow::Result<()> {
         println!("{:<8} {}", "state", describe_durability(&durability));
     }
     let answering = services.len();
-    if !args.no_http {
+    if !args.no_http && !role.is_site() {
         match web_api::start(
             &url,
             &data_dir,

@@ -85,11 +85,46 @@ pub fn identity_service() -> Permissions {
     service(subjects::identity::SERVICE, &[], false)
 }
 
-/// An edge site's leaf-node link: everything in the plantd account, but usable only as a
-/// leaf-node connection (see [`crate::claims::UserNats::allowed_connection_types`]). Narrowing
-/// an edge link per subject is future work (docs/identity.md, "Limitations").
+/// Subject trees that never cross an edge link, in either direction.
+///
+/// A site runs its own state, buses, echo, metric and logger in the same queue groups as the
+/// hub's; across a leaf node a queue group spans both servers, so without this a request at the
+/// site could be answered by the hub's state service (or the other way round) whenever the
+/// local one is busy or restarting: two truths mixed. Bus traffic does not cross live either:
+/// the hub gets a site's telemetry through its sourced streams (lossless, exactly once) and the
+/// site gets the hub's commands the same way, filtered to the site (docs/edge.md). Discovery
+/// stays local so `plant services` shows one server's instances. What does cross: identity
+/// (login and the account JWT from the hub), JetStream API and flow control between domains,
+/// replies.
+pub const EDGE_LOCAL_ONLY: &[&str] = &[
+    "plantd.state.>",
+    "plantd.echo.>",
+    "plantd.metric.>",
+    "plantd.buses.>",
+    "plantd.bus.>",
+    "plantd.pipe.>",
+    "plantd.dlq.>",
+    "plantd.logger.>",
+    "plantd.log.>",
+    "plantd.modules.>",
+    "plantd.edge.>",
+    "$SRV.>",
+    "$KV.>",
+    "$PLANTD.>",
+];
+
+/// An edge site's leaf-node link: the plantd account minus [`EDGE_LOCAL_ONLY`], usable only as
+/// a leaf-node connection (see [`crate::claims::UserNats::allowed_connection_types`]).
 pub fn edge_link() -> Permissions {
-    Permissions::default()
+    let deny = || Permission {
+        allow: Vec::new(),
+        deny: EDGE_LOCAL_ONLY.iter().map(|s| s.to_string()).collect(),
+    };
+    Permissions {
+        publish: deny(),
+        subscribe: deny(),
+        resp: None,
+    }
 }
 
 /// The connection type an edge link's creds are limited to.

@@ -54,6 +54,8 @@ struct Progress {
     applied: u64,
     /// The last failure: `(generation attempted, message)`.
     failed: Option<(u64, String)>,
+    /// The account JWT the server was last seen to hold.
+    jwt: Option<String>,
 }
 
 /// Requests account pushes and waits for them; cheap to clone.
@@ -110,6 +112,12 @@ impl AccountUpdater {
         generation
     }
 
+    /// The account JWT the server was last seen to hold after a push, if any yet (edge sites
+    /// fetch it to apply the hub's revocations to their own server).
+    pub fn current_jwt(&self) -> Option<String> {
+        self.progress.borrow().jwt.clone()
+    }
+
     /// Waits until the server confirmed generation `generation` (or a later one). A failed
     /// attempt covering it, or `limit` passing, is a 503: the change is recorded and the push
     /// is retried in the background.
@@ -164,7 +172,7 @@ impl Pusher {
             match self.push().await {
                 Ok(jwt) => {
                     backoff = Duration::from_millis(250);
-                    last_jwt = Some(jwt);
+                    last_jwt = Some(jwt.clone());
                     self.health.set(
                         HEALTH_CHECK,
                         Status::Healthy,
@@ -173,6 +181,7 @@ impl Pusher {
                     report.send_modify(|p| {
                         p.applied = p.applied.max(generation);
                         p.failed = None;
+                        p.jwt = Some(jwt);
                     });
                 }
                 Err(message) => {

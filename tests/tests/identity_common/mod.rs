@@ -53,6 +53,12 @@ impl Hub {
     pub async fn start(extra: &[&str]) -> anyhow::Result<Hub> {
         let dir = tempfile::Builder::new().prefix("plantd-id-").tempdir()?;
         let data_dir = dir.path().join("data");
+        Hub::start_in(dir, data_dir, extra).await
+    }
+
+    /// [`Hub::start`] on `data_dir` (inside `dir`, which the hub keeps until dropped): how an
+    /// edge site made by `plant edge init` is run (`--edge SITE`).
+    pub async fn start_in(dir: TempDir, data_dir: PathBuf, extra: &[&str]) -> anyhow::Result<Hub> {
         let data = data_dir.to_str().context("temp dir is UTF-8")?.to_owned();
         let mut args = vec!["up", "--data-dir", &data, "--port", "0", "--http-port", "0"];
         args.extend_from_slice(extra);

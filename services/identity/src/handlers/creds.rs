@@ -6,8 +6,10 @@
 //! be revoked later (the revocation row never expires, since the JWT does not). The reply holds
 //! the seed: it goes only to the requesting admin's inbox, and is never logged.
 
-use plantd_schemas::identity::v1::{ServiceCredsRequest, ServiceCredsResponse};
-use plantd_shared::{ServiceError, micro::RequestContext, subjects};
+use plantd_schemas::identity::v1::{
+    AccountJwtRequest, AccountJwtResponse, ServiceCredsRequest, ServiceCredsResponse,
+};
+use plantd_shared::{ErrorCode, ServiceError, micro::RequestContext, subjects};
 
 use super::{App, check_name, store_error};
 use crate::claims::{UserNats, unix_now};
@@ -16,7 +18,15 @@ use crate::store::sessions;
 
 /// The kinds `creds` knows.
 pub const KINDS: &[&str] = &[
-    "echo", "metric", "module", "state", "identity", "buses", "logger", "edge",
+    "echo",
+    "metric",
+    "module",
+    "state",
+    "identity",
+    "buses",
+    "logger",
+    "edge",
+    "edge-agent",
 ];
 
 /// `…admin.creds`.
@@ -44,6 +54,22 @@ pub async fn issue(
     })
 }
 
+/// `…admin.account`: the plantd account JWT the server holds (with identity's revocations), for
+/// edge sites to push into their own server. 503 until the first push was confirmed.
+pub async fn account(
+    app: &App,
+    _ctx: RequestContext,
+    _req: AccountJwtRequest,
+) -> Result<AccountJwtResponse, ServiceError> {
+    let jwt = app.updater.current_jwt().ok_or_else(|| {
+        ServiceError::new(
+            ErrorCode::Unavailable,
+            "the account jwt has not been pushed to the server yet; retry shortly",
+        )
+    })?;
+    Ok(AccountJwtResponse { jwt })
+}
+
 /// The claims preset of `kind`.
 fn preset(kind: &str, name: &str, bucket: &str) -> Result<UserNats, ServiceError> {
     let permissions = match kind {
@@ -55,6 +81,10 @@ fn preset(kind: &str, name: &str, bucket: &str) -> Result<UserNats, ServiceError
         k if k == subjects::identity::SERVICE => permissions::identity_service(),
         k if k == subjects::bus::SERVICE => permissions::bus_service(subjects::bus::DEFAULT_BUSES),
         k if k == subjects::log::SERVICE => permissions::logger_service(),
+        // An edge site's agent (plantd-edge at the site): it creates streams sourcing across
+        // domains and pushes account JWTs into the site's own server, which needs all rights
+        // in the plantd account there; issued per site, so it is revoked per site.
+        "edge-agent" => permissions::admin(),
         "edge" => {
             let mut nats = UserNats::new(permissions::edge_link());
             nats.allowed_connection_types = vec![permissions::LEAFNODE_CONNECTION.to_string()];

@@ -102,6 +102,7 @@ pub fn register(builder: ServiceBuilder, app: Arc<App>) -> ServiceBuilder {
         admin("role.unassign"),
         orgs::unassign
     );
+    let b = app_endpoint!(b, &app, "account", admin("account"), creds::account);
     app_endpoint!(b, &app, "creds", admin("creds"), creds::issue)
 }
 
