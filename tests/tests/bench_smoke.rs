@@ -15,7 +15,7 @@ use serde_json::Value;
 /// Far above the ~5 s the tiny run takes in a debug build, for a loaded machine.
 const DEADLINE: Duration = Duration::from_secs(120);
 
-const SCENARIOS: [&str; 16] = [
+const SCENARIOS: [&str; 17] = [
     "echo-1",
     "echo-64",
     "state-get-64",
@@ -32,6 +32,7 @@ const SCENARIOS: [&str; 16] = [
     "http-state-get-64",
     "http-proxy-get-64",
     "http-watch",
+    "edge-catchup",
 ];
 
 /// Operations per round and path of the smoke run.

@@ -177,11 +177,15 @@ pub enum Scenario {
     /// `state-watch` heard through the bridge's SSE stream vs through a NATS watch.
     #[value(name = "http-watch")]
     HttpWatch,
+    /// A site's backlog copied to the hub across a leaf node after the sources are re-attached
+    /// (what happens when an edge link returns), msgs/s, vs a stream source on one server.
+    #[value(name = "edge-catchup")]
+    EdgeCatchup,
 }
 
 impl Scenario {
     /// Every scenario, in the order they run.
-    pub const ALL: [Scenario; 16] = [
+    pub const ALL: [Scenario; 17] = [
         Scenario::Echo1,
         Scenario::Echo64,
         Scenario::StateGet64,
@@ -198,6 +202,7 @@ impl Scenario {
         Scenario::HttpStateGet64,
         Scenario::HttpProxyGet64,
         Scenario::HttpWatch,
+        Scenario::EdgeCatchup,
     ];
 
     /// The name used by `--scenario` and in the report.
@@ -219,6 +224,7 @@ impl Scenario {
             Scenario::HttpStateGet64 => "http-state-get-64",
             Scenario::HttpProxyGet64 => "http-proxy-get-64",
             Scenario::HttpWatch => "http-watch",
+            Scenario::EdgeCatchup => "edge-catchup",
         }
     }
 
@@ -252,6 +258,7 @@ impl Scenario {
             Scenario::ControlUnderLoad => 1_000,
             Scenario::HttpStateGet64 | Scenario::HttpProxyGet64 => 20_000,
             Scenario::HttpWatch => 1_000,
+            Scenario::EdgeCatchup => 20_000,
         }
     }
 
@@ -271,7 +278,8 @@ impl Scenario {
             | Scenario::BusPubCaptured
             | Scenario::BusCapture
             | Scenario::Pipe64
-            | Scenario::ControlUnderLoad => Target::Bus,
+            | Scenario::ControlUnderLoad
+            | Scenario::EdgeCatchup => Target::Bus,
             _ => Target::State,
         }
     }
@@ -314,7 +322,8 @@ impl Scenario {
             | Scenario::BusPubCaptured
             | Scenario::BusCapture
             | Scenario::Pipe64
-            | Scenario::ControlUnderLoad => Baseline::Direct,
+            | Scenario::ControlUnderLoad
+            | Scenario::EdgeCatchup => Baseline::Direct,
             Scenario::HttpStateGet64 | Scenario::HttpProxyGet64 | Scenario::HttpWatch => {
                 Baseline::OverNats
             }
@@ -333,6 +342,7 @@ impl Scenario {
             (Scenario::HttpStateGet64, _) => "state-get over nats",
             (Scenario::HttpProxyGet64, _) => "bare http proxy",
             (Scenario::HttpWatch, _) => "state-watch over nats",
+            (Scenario::EdgeCatchup, _) => "local stream source",
             (_, Baseline::RawEcho) => "raw echo",
             (_, Baseline::Set(set)) => set.label(),
             (_, Baseline::Direct) => "raw nats",

@@ -15,6 +15,7 @@
 mod args;
 mod baselines;
 mod buses;
+mod edge;
 mod goals;
 mod http;
 mod load;

@@ -196,6 +196,7 @@ pub async fn prepare(
             super::http::proxy_pair(env, keys, label)?
         }
         Scenario::HttpWatch => super::http::watch_pair(env, label).await?,
+        Scenario::EdgeCatchup => super::edge::catchup_pair(label).await?,
     })
 }
 
