@@ -317,3 +317,119 @@ async fn a_site_works_offline_and_the_hub_catches_up_losslessly() -> anyhow::Res
     println!("plant edge status at the hub:\n{status}");
     Ok(())
 }
+
+/// A self-signed certificate for 127.0.0.1 (its own CA): `(cert, key)` in `dir`.
+async fn self_signed(dir: &std::path::Path, name: &str) -> anyhow::Result<(String, String)> {
+    let (cert, key) = (
+        dir.join(format!("{name}.pem")),
+        dir.join(format!("{name}-key.pem")),
+    );
+    let made = tokio::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .await?;
+    anyhow::ensure!(
+        made.status.success(),
+        "openssl: {}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    Ok((
+        cert.to_str().context("UTF-8")?.to_owned(),
+        key.to_str().context("UTF-8")?.to_owned(),
+    ))
+}
+
+/// `plant edge init SITE` at `hub` over TLS with `ca`, then `plant up --edge SITE`.
+async fn tls_site(hub: &Hub, site: &str, leaf_port: u16, ca: &str) -> anyhow::Result<Hub> {
+    let parent = tempfile::Builder::new().prefix("plantd-site-").tempdir()?;
+    let dir = parent.path().join(site);
+    let (dir_arg, hub_data) = (
+        dir.to_str().context("UTF-8")?.to_owned(),
+        hub.data_dir.to_str().context("UTF-8")?.to_owned(),
+    );
+    let url = format!("tls://127.0.0.1:{leaf_port}");
+    hub.admin(
+        &[
+            "edge",
+            "init",
+            site,
+            "--hub",
+            &url,
+            "--hub-ca",
+            ca,
+            "--hub-data-dir",
+            &hub_data,
+            "--site-dir",
+            &dir_arg,
+        ],
+        None,
+    )
+    .await?;
+    Hub::start_in(parent, dir, &["--edge", site, "--no-http"]).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_links_over_tls_only_with_the_hubs_ca() -> anyhow::Result<()> {
+    let certs = tempfile::tempdir()?;
+    let (cert, key) = self_signed(certs.path(), "hub").await?;
+    let (other_ca, _) = self_signed(certs.path(), "other").await?;
+    let leaf_port = free_port()?;
+    let leaf = format!("127.0.0.1:{leaf_port}");
+    let hub = Hub::start(&[
+        "--no-http",
+        "--leaf-listen",
+        &leaf,
+        "--leaf-tls-cert",
+        &cert,
+        "--leaf-tls-key",
+        &key,
+    ])
+    .await?;
+    let good = tls_site(&hub, "plant-a", leaf_port, &cert).await?;
+    let bad = tls_site(&hub, "plant-b", leaf_port, &other_ca).await?;
+    let status = eventually(Duration::from_secs(20), || async {
+        let status = hub.admin(&["edge", "status"], None).await?;
+        let a_up = status
+            .lines()
+            .any(|l| l.starts_with("plant-a") && l.contains(" up "));
+        let b_seen = status.lines().any(|l| l.starts_with("plant-b"));
+        anyhow::ensure!(
+            a_up && b_seen,
+            "plant-a not linked or plant-b not watched yet:\n{status}"
+        );
+        Ok(status)
+    })
+    .await?;
+    println!("over TLS:\n{status}");
+    // Give plant-b every chance to link (it retries each second) before judging it.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let status = hub.admin(&["edge", "status"], None).await?;
+    let b: Vec<&str> = status
+        .lines()
+        .filter(|l| l.starts_with("plant-b"))
+        .collect();
+    assert!(
+        !b.is_empty() && b.iter().all(|l| l.contains(" down ")),
+        "a site that does not trust the hub's certificate never links:\n{status}"
+    );
+    let log = std::fs::read_to_string(bad.data_dir.join("nats").join("nats-server.log"))?;
+    assert!(
+        log.contains("certificate"),
+        "the refused site says why:\n{log}"
+    );
+    drop(good);
+    Ok(())
+}

@@ -48,6 +48,10 @@ enum Verb {
         /// Where to write the site's data dir.
         #[arg(long, value_name = "DIR")]
         site_dir: PathBuf,
+        /// CA certificate (PEM) the site verifies the hub's leaf listener with; needs a
+        /// `tls://` hub URL (the hub runs `plant up --leaf-tls-cert/--leaf-tls-key`).
+        #[arg(long, value_name = "FILE")]
+        hub_ca: Option<PathBuf>,
     },
     /// Link state, lag and backlog per stream (at the hub, or at a site with --site).
     Status {
@@ -89,20 +93,40 @@ impl EdgeArgs {
                 hub,
                 hub_data_dir,
                 site_dir,
-            } => init(global, out, &site, &hub, &hub_data_dir, &site_dir).await,
+                hub_ca,
+            } => {
+                let link = HubLink {
+                    url: hub,
+                    ca: hub_ca,
+                };
+                init(global, out, &site, &link, &hub_data_dir, &site_dir).await
+            }
             Verb::Status { site } => status(global, out, site.as_deref()).await,
         }
     }
+}
+
+/// How a site reaches its hub.
+struct HubLink {
+    /// The leaf-node URL.
+    url: String,
+    /// The CA to verify the hub with (TLS).
+    ca: Option<PathBuf>,
 }
 
 async fn init(
     global: &GlobalArgs,
     out: &mut dyn Write,
     site: &str,
-    hub: &str,
+    link: &HubLink,
     hub_data_dir: &Path,
     site_dir: &Path,
 ) -> anyhow::Result<()> {
+    let hub = link.url.as_str();
+    anyhow::ensure!(
+        link.ca.is_none() || hub.starts_with("tls://"),
+        "--hub-ca needs a tls:// hub URL, not {hub:?}"
+    );
     anyhow::ensure!(
         valid_site(site),
         "site {site:?}: use lowercase letters, digits and '-', starting with a letter, not `hub`"
@@ -175,8 +199,19 @@ async fn init(
         ],
     }
     .render()?;
+    let tls = match &link.ca {
+        Some(ca) => {
+            std::fs::copy(ca, stage.join("auth").join("hub-ca.pem"))
+                .with_context(|| format!("cannot copy {}", ca.display()))?;
+            format!(
+                "      tls {{ ca_file: \"{}\" }}\n",
+                final_auth.join("hub-ca.pem").display()
+            )
+        }
+        None => String::new(),
+    };
     snippet.push_str(&format!(
-        "\n# The leaf-node link to the hub (plant edge init).\nleafnodes {{\n  reconnect: 1\n  remotes: [\n    {{\n      url: \"{hub}\"\n      credentials: \"{}\"\n      account: {}\n    }}\n  ]\n}}\n",
+        "\n# The leaf-node link to the hub (plant edge init).\nleafnodes {{\n  reconnect: 1\n  remotes: [\n    {{\n      url: \"{hub}\"\n      credentials: \"{}\"\n      account: {}\n{tls}    }}\n  ]\n}}\n",
         final_auth.join("creds").join("edge-link.creds").display(),
         setup.plantd_account.public_key
     ));

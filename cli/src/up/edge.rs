@@ -34,6 +34,8 @@ pub enum Role {
     Hub {
         /// The leaf-node listen address.
         listen: String,
+        /// The listener's TLS certificate and key, if sites link over TLS.
+        tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
         /// Where `plant edge init` registers sites.
         sites_dir: std::path::PathBuf,
     },
@@ -61,8 +63,13 @@ impl Role {
             Some(listen) => {
                 let sites_dir = data_dir.join("edge").join("sites");
                 std::fs::create_dir_all(&sites_dir)?;
+                let tls = match (&args.leaf_tls_cert, &args.leaf_tls_key) {
+                    (Some(cert), Some(key)) => Some((absolute_file(cert)?, absolute_file(key)?)),
+                    _ => None,
+                };
                 Role::Hub {
                     listen: listen.clone(),
+                    tls,
                     sites_dir,
                 }
             }
@@ -111,9 +118,18 @@ impl Role {
     /// Server configuration beyond operator mode: the hub's leaf-node listener.
     pub fn server_config(&self) -> String {
         match self {
-            Role::Hub { listen, .. } => format!(
-                "\n# Edge sites' leaf-node links (plant up --leaf-listen).\nleafnodes {{\n  listen: \"{listen}\"\n  no_advertise: true\n}}\n"
-            ),
+            Role::Hub { listen, tls, .. } => {
+                let tls = tls.as_ref().map_or(String::new(), |(cert, key)| {
+                    format!(
+                        "  tls {{\n    cert_file: \"{}\"\n    key_file: \"{}\"\n  }}\n",
+                        cert.display(),
+                        key.display()
+                    )
+                });
+                format!(
+                    "\n# Edge sites' leaf-node links (plant up --leaf-listen).\nleafnodes {{\n  listen: \"{listen}\"\n  no_advertise: true\n{tls}}}\n"
+                )
+            }
             _ => String::new(),
         }
     }
@@ -136,4 +152,18 @@ impl Role {
             Role::Plain => Vec::new(),
         })
     }
+}
+
+/// `path` made absolute, refused if it is not a readable file or cannot go into a nats-server
+/// config string.
+fn absolute_file(path: &Path) -> anyhow::Result<std::path::PathBuf> {
+    let path =
+        std::fs::canonicalize(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let text = path.to_string_lossy();
+    anyhow::ensure!(
+        path.is_file() && !text.contains(['"', '\\', '\n']),
+        "{} must be a file whose path has no '\"', '\\' or line break",
+        path.display()
+    );
+    Ok(path)
 }

@@ -63,6 +63,13 @@ pub struct UpArgs {
     /// service for the sites `plant edge init` registered.
     #[arg(long, value_name = "ADDR", conflicts_with = "no_auth")]
     pub leaf_listen: Option<String>,
+    /// TLS certificate (PEM) of the leaf-node listener; with --leaf-tls-key, sites must link
+    /// over TLS (`plant edge init --hub tls://… --hub-ca …`).
+    #[arg(long, value_name = "FILE", requires_all = ["leaf_listen", "leaf_tls_key"])]
+    pub leaf_tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) of the leaf-node listener.
+    #[arg(long, value_name = "FILE", requires = "leaf_tls_cert")]
+    pub leaf_tls_key: Option<PathBuf>,
 }
 
 /// How long services may take to answer their first PING.
