@@ -43,6 +43,20 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, in numeric order.
+    pub const ALL: [ErrorCode; 10] = [
+        ErrorCode::BadRequest,
+        ErrorCode::Unauthorized,
+        ErrorCode::Forbidden,
+        ErrorCode::NotFound,
+        ErrorCode::Conflict,
+        ErrorCode::TooLarge,
+        ErrorCode::TooManyRequests,
+        ErrorCode::Internal,
+        ErrorCode::Unavailable,
+        ErrorCode::Timeout,
+    ];
+
     /// The numeric code sent in `Nats-Service-Error-Code`.
     pub fn as_u16(self) -> u16 {
         match self {

@@ -19,12 +19,14 @@ pub mod delivery;
 pub mod error;
 pub mod health;
 pub mod log_ship;
+pub mod metrics;
 pub mod micro;
 pub mod module;
 pub mod nats_server;
 pub mod pipe;
 pub mod process;
 pub mod process_control;
+pub mod prometheus;
 pub mod shutdown;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;

@@ -94,6 +94,9 @@ pub struct ServiceProcess {
     pub health_addr: Option<SocketAddr>,
     /// The shutdown signal.
     pub shutdown: Shutdown,
+    /// What `/metrics` serves; add the service's own series with
+    /// [`crate::metrics::Metrics::collect`].
+    pub metrics: crate::metrics::Metrics,
     options: RuntimeOptions,
 }
 
@@ -108,7 +111,8 @@ impl ServiceProcess {
         ServiceProcess::start_with_routes(service, common, axum::Router::new(), shutdown).await
     }
 
-    /// [`ServiceProcess::start`], serving the service's own HTTP `routes` beside `/healthz`.
+    /// [`ServiceProcess::start`], serving the service's own HTTP `routes` beside `/healthz` and
+    /// `/metrics`.
     pub async fn start_with_routes(
         service: &str,
         common: &CommonConfig,
@@ -117,6 +121,8 @@ impl ServiceProcess {
     ) -> Result<ServiceProcess, ServeError> {
         let log_shipper = crate::telemetry::init_service(service, common);
         let health = Health::new();
+        let metrics = crate::metrics::Metrics::new(service);
+        let routes = routes.merge(metrics.routes());
         let health_addr = if common.health_listen.is_empty() {
             None
         } else {
@@ -136,6 +142,7 @@ impl ServiceProcess {
         };
         let client_name = format!("plantd-{service}");
         let client = connection::connect_service(common, &client_name, &health).await?;
+        metrics.set_client(client.clone());
         if let Some(shipper) = log_shipper {
             shipper.spawn(client.clone(), shutdown.clone());
         }
@@ -144,6 +151,7 @@ impl ServiceProcess {
             health,
             health_addr,
             shutdown,
+            metrics,
             options: RuntimeOptions::from_config(common),
         })
     }
@@ -165,7 +173,9 @@ impl ServiceProcess {
         if let Some(url) = self.health_url() {
             builder = builder.metadata("health_url", url);
         }
-        Ok(builder.start(&self.client, self.options).await?)
+        let running = builder.start(&self.client, self.options).await?;
+        self.metrics.add_instance(running.shared());
+        Ok(running)
     }
 
     /// `http://<addr>/healthz`, if health is served.

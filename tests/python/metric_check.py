@@ -93,14 +93,30 @@ def prometheus(url: str, host: str) -> None:
         "plantd_process_resident_memory_bytes": "gauge",
         # The parser names a counter family without its `_total` suffix.
         "plantd_process_cpu_seconds": "counter",
-        "plantd_nats_in_msgs": "counter",
     }
+    # The series every plantd service has (plantd_shared::metrics), labelled by service.
+    runtime = {
+        "plantd_requests": "counter",
+        "plantd_request_duration_seconds": "histogram",
+        "plantd_in_flight": "gauge",
+        "plantd_nats_reconnects": "counter",
+        "plantd_nats_client_in_msgs": "counter",
+    }
+    for name, kind in runtime.items():
+        expect(name in families, f"{name} in /metrics: {sorted(families)}")
+        expect(families[name].type == kind, f"{name} is a {kind}, not {families[name].type}")
+        for sample in families[name].samples:
+            expect(sample.labels.get("service") == "metric", f"{sample} has service=metric")
+    get = [
+        s for s in families["plantd_requests"].samples if s.labels.get("endpoint") == "get"
+    ]
+    expect(get and get[0].value >= 2, f"the gets above are counted: {get}")
     for name, kind in wanted.items():
         expect(name in families, f"{name} in /metrics: {sorted(families)}")
         expect(families[name].type == kind, f"{name} is a {kind}, not {families[name].type}")
         for sample in families[name].samples:
             expect(sample.labels.get("host") == host, f"{sample} has host={host}")
-    ok(f"/metrics parses with prometheus_client: {len(families)} families, host={host}")
+    ok(f"/metrics parses with prometheus_client: {len(families)} families, host={host}, the runtime's series too")
 
 
 async def main() -> int:

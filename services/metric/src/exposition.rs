@@ -1,45 +1,21 @@
-//! `GET /metrics`: the latest sample as Prometheus text, on the module's health port.
+//! The latest sample as Prometheus series, added to the module's `GET /metrics`.
 
-use axum::{
-    Router,
-    extract::State,
-    http::{StatusCode, header},
-    response::IntoResponse,
-    routing::get,
-};
 use plantd_schemas::metric::v1::Sample;
+use plantd_shared::prometheus::Exposition;
 
-use crate::{Latest, prometheus::Exposition, read_latest};
-
-/// The `/metrics` route over `latest`.
-pub fn routes(latest: Latest) -> Router {
-    Router::new()
-        .route("/metrics", get(metrics))
-        .with_state(latest)
-}
-
-async fn metrics(State(latest): State<Latest>) -> impl IntoResponse {
-    match read_latest(&latest) {
-        Some(sample) => (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, crate::prometheus::CONTENT_TYPE)],
-            render(&sample),
-        ),
-        None => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            "no sample taken yet\n".to_string(),
-        ),
-    }
-}
-
-/// The Prometheus text of one sample; every series carries `host`.
+/// The Prometheus text of one sample alone (tests, tools).
 pub fn render(sample: &Sample) -> String {
     let mut out = Exposition::new();
+    render_into(sample, &mut out);
+    out.finish()
+}
+
+/// Adds one sample's series to `out`; every series carries `host`. The module's NATS
+/// connection is in the runtime's series (`plantd_nats_client_*`), not here.
+pub fn render_into(sample: &Sample, out: &mut Exposition) {
     let host = [("host", sample.host.as_str())];
     let h = sample.host_metrics.clone().unwrap_or_default();
     let p = sample.process.unwrap_or_default();
-    let n = sample.nats.unwrap_or_default();
     let gauges: [(&str, &str, f64); 6] = [
         (
             "plantd_host_cpu_busy_ratio",
@@ -107,29 +83,6 @@ pub fn render(sample: &Sample) -> String {
         &host,
         f64::from(p.open_fds),
     );
-    let counters: [(&str, &str, u64); 5] = [
-        ("plantd_nats_in_msgs_total", "Messages received.", n.in_msgs),
-        ("plantd_nats_out_msgs_total", "Messages sent.", n.out_msgs),
-        (
-            "plantd_nats_in_bytes_total",
-            "Payload bytes received.",
-            n.in_bytes,
-        ),
-        (
-            "plantd_nats_out_bytes_total",
-            "Payload bytes sent.",
-            n.out_bytes,
-        ),
-        (
-            "plantd_nats_connects_total",
-            "Successful connects, the first included.",
-            n.connects,
-        ),
-    ];
-    for (name, help, value) in counters {
-        out.counter(name, help, &host, value as f64);
-    }
-    out.finish()
 }
 
 #[cfg(test)]
@@ -155,7 +108,7 @@ mod tests {
         );
         assert!(text.contains("plantd_host_disk_total_bytes{host=\"plant-a\",path=\"/\"} 0\n"));
         assert_eq!(
-            text.matches("# TYPE plantd_nats_in_msgs_total counter")
+            text.matches("# TYPE plantd_process_cpu_seconds_total counter")
                 .count(),
             1
         );

@@ -7,7 +7,8 @@
 //! * publishes the sample as JSON on the data bus, topic `<scope>.metric.<host>` (captured by
 //!   the bus's stream, readable by any viewer of the scope);
 //! * keeps it as the answer of `plantd.metric.get` (JSON or protobuf, `plantd.metric.v1`);
-//! * renders it as Prometheus text on `GET /metrics` beside `/healthz` ([`prometheus`]).
+//! * adds it to the Prometheus text of `GET /metrics` on its health port ([`exposition`]),
+//!   after the series every service has.
 //!
 //! It is a module on the SDK ([`plantd_shared::module`]): registry entry, health (`sampler`
 //! degrades when a read fails, with the reason), drain requests.
@@ -15,7 +16,6 @@
 
 pub mod config;
 pub mod exposition;
-pub mod prometheus;
 pub mod sample;
 
 use std::{
@@ -52,9 +52,13 @@ pub async fn run(config: MetricConfig, shutdown: Shutdown) -> Result<(), ServeEr
     let spec = ModuleSpec::new(SERVICE, env!("CARGO_PKG_VERSION"))
         .map_err(|err| ServeError::Setup(format!("invalid module declaration: {err}")))?;
     let latest: Latest = Arc::default();
-    let routes = exposition::routes(Arc::clone(&latest));
-    let module =
-        Module::start_with_routes(spec, &config.module, &config.common, routes, shutdown).await?;
+    let module = Module::start(spec, &config.module, &config.common, shutdown).await?;
+    let for_metrics = Arc::clone(&latest);
+    module.metrics().collect(move |out| {
+        if let Some(sample) = read_latest(&for_metrics) {
+            exposition::render_into(&sample, out);
+        }
+    });
     let host = host_token(&host_name());
     let topic = if config.bus.is_empty() {
         None

@@ -70,6 +70,42 @@ pub async fn run(config: StateConfig, shutdown: Shutdown) -> Result<(), ServeErr
     .map_err(|e| ServeError::Setup(format!("store start-up task failed: {e}")))?
     .map_err(ServeError::Setup)?;
 
+    let for_metrics = writer.clone();
+    process.metrics.collect(move |out| {
+        let stats = for_metrics.stats();
+        let labels = [("service", SERVICE)];
+        for (name, help, value) in [
+            (
+                "plantd_state_commit_groups_total",
+                "SQLite transactions committed (group commits).",
+                stats.commit_groups,
+            ),
+            (
+                "plantd_state_commit_ops_total",
+                "Ops applied in commit groups; divided by groups, the mean group size.",
+                stats.ops,
+            ),
+            (
+                "plantd_state_failed_commits_total",
+                "Commit groups that failed (each op in them got an error).",
+                stats.failed_commits,
+            ),
+        ] {
+            out.counter(name, help, &labels, value as f64);
+        }
+        out.gauge(
+            "plantd_state_write_queue",
+            "Writes waiting for the writer.",
+            &labels,
+            for_metrics.queued() as f64,
+        );
+        out.gauge(
+            "plantd_state_mirror_lag",
+            "Committed changes the KV mirror has not confirmed yet.",
+            &labels,
+            stats.last_seq.saturating_sub(stats.mirrored_seq) as f64,
+        );
+    });
     let js = async_nats::jetstream::new(process.client.clone());
     let mirror = mirror::Mirror {
         js: js.clone(),

@@ -112,6 +112,18 @@ pub struct ServiceShared {
     pub endpoints: Vec<Arc<EndpointShared>>,
     /// The circuit breakers of the module's clients, shown in STATS.
     pub breakers: Option<crate::module::breaker::Breakers>,
+    /// The in-flight bound, shared by every endpoint of the instance.
+    pub permits: Arc<Semaphore>,
+    /// Its size (`max_in_flight`).
+    pub max_in_flight: usize,
+}
+
+impl ServiceShared {
+    /// Handlers running right now.
+    pub fn in_flight(&self) -> usize {
+        self.max_in_flight
+            .saturating_sub(self.permits.available_permits())
+    }
 }
 
 /// One registered endpoint.
@@ -264,12 +276,14 @@ impl ServiceBuilder {
             started,
             endpoints,
             breakers: self.breakers,
+            permits: Arc::new(Semaphore::new(options.max_in_flight.max(1))),
+            max_in_flight: options.max_in_flight.max(1),
         });
 
         let accept_stop = CancellationToken::new();
         let discovery_stop = CancellationToken::new();
         let tracker = TaskTracker::new();
-        let permits = Arc::new(Semaphore::new(options.max_in_flight.max(1)));
+        let permits = Arc::clone(&shared.permits);
         let loops = subscriptions
             .into_iter()
             .zip(shared.endpoints.iter())
@@ -332,6 +346,11 @@ impl RunningService {
     /// What `$SRV.INFO` answers for this instance.
     pub fn info(&self) -> InfoResponse {
         discovery::info(&self.shared)
+    }
+
+    /// What the runtime shares about this instance (counters for `/metrics`).
+    pub fn shared(&self) -> Arc<ServiceShared> {
+        Arc::clone(&self.shared)
     }
 
     /// What `$SRV.STATS` answers for this instance.

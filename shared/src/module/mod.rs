@@ -224,6 +224,11 @@ impl Module {
         &self.process.health
     }
 
+    /// What `/metrics` serves; add the module's own series with `collect`.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.process.metrics
+    }
+
     /// The instance id (as in `$SRV` and the registry).
     pub fn instance(&self) -> &str {
         &self.instance

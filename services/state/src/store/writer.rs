@@ -50,6 +50,8 @@ struct Counters {
     commit_groups: AtomicU64,
     ops: AtomicU64,
     failed_commits: AtomicU64,
+    /// The highest outbox sequence the KV mirror confirmed (`outbox_done`).
+    mirrored_seq: AtomicU64,
 }
 
 /// A snapshot of the writer's counters.
@@ -61,6 +63,11 @@ pub struct WriterStats {
     pub ops: u64,
     /// Transactions whose commit failed (every op in them got an error).
     pub failed_commits: u64,
+    /// The last committed change's outbox sequence.
+    pub last_seq: u64,
+    /// The last change the KV mirror confirmed; `last_seq - mirrored_seq` is the mirror's lag
+    /// in changes (since start: at start both are the last committed sequence).
+    pub mirrored_seq: u64,
 }
 
 /// A cloneable handle to the writer thread; usable from any async task.
@@ -166,7 +173,12 @@ impl WriteHandle {
     /// Remove outbox rows up to `up_to_seq` once JetStream acked them; see [`WriteOp::OutboxDone`].
     pub async fn outbox_done(&self, up_to_seq: u64) -> Result<OutboxDoneOutcome, StoreError> {
         match self.submit(WriteOp::OutboxDone { up_to_seq }).await? {
-            WriteOutcome::OutboxDone(outcome) => Ok(outcome),
+            WriteOutcome::OutboxDone(outcome) => {
+                self.counters
+                    .mirrored_seq
+                    .fetch_max(up_to_seq, Ordering::Relaxed);
+                Ok(outcome)
+            }
             other => Err(mismatch(&other)),
         }
     }
@@ -192,6 +204,8 @@ impl WriteHandle {
             commit_groups: self.counters.commit_groups.load(Ordering::Relaxed),
             ops: self.counters.ops.load(Ordering::Relaxed),
             failed_commits: self.counters.failed_commits.load(Ordering::Relaxed),
+            last_seq: *self.committed.borrow(),
+            mirrored_seq: self.counters.mirrored_seq.load(Ordering::Relaxed),
         }
     }
 
@@ -228,7 +242,10 @@ pub(crate) fn spawn(
     let (tx, rx) = mpsc::channel(config.queue_capacity);
     let (committed_tx, committed) = watch::channel(last_seq);
     let (feed_tx, feed) = feed::channel();
-    let counters = Arc::new(Counters::default());
+    let counters = Arc::new(Counters {
+        mirrored_seq: AtomicU64::new(last_seq),
+        ..Counters::default()
+    });
     let writer = Writer {
         conn,
         rx,

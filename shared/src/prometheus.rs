@@ -49,10 +49,57 @@ impl Exposition {
         self.out
     }
 
+    /// A histogram: cumulative `buckets` as `(upper bound, observations ≤ it)` in increasing
+    /// order (a `+Inf` bucket holding `count` is added), the observations' `sum` and `count`.
+    pub fn histogram(
+        &mut self,
+        name: &str,
+        help: &str,
+        labels: &[(&str, &str)],
+        buckets: &[(f64, u64)],
+        sum: f64,
+        count: u64,
+    ) {
+        let mut with_le: Vec<(&str, &str)> = labels.to_vec();
+        let bounds: Vec<String> = buckets
+            .iter()
+            .map(|(le, _)| {
+                let mut text = String::new();
+                push_value(&mut text, *le);
+                text
+            })
+            .chain(std::iter::once("+Inf".to_string()))
+            .collect();
+        let counts = buckets
+            .iter()
+            .map(|(_, n)| *n)
+            .chain(std::iter::once(count));
+        for (bound, n) in bounds.iter().zip(counts) {
+            with_le.truncate(labels.len());
+            with_le.push(("le", bound));
+            self.line("histogram", name, "_bucket", help, &with_le, n as f64);
+        }
+        self.line("histogram", name, "_sum", help, labels, sum);
+        self.line("histogram", name, "_count", help, labels, count as f64);
+    }
+
     fn sample(
         &mut self,
         kind: &'static str,
         name: &str,
+        help: &str,
+        labels: &[(&str, &str)],
+        value: f64,
+    ) {
+        self.line(kind, name, "", help, labels, value);
+    }
+
+    /// One line of family `name` (its header first if new), named `name` + `suffix`.
+    fn line(
+        &mut self,
+        kind: &'static str,
+        name: &str,
+        suffix: &str,
         help: &str,
         labels: &[(&str, &str)],
         value: f64,
@@ -84,6 +131,7 @@ impl Exposition {
         }
 
         self.out.push_str(name);
+        self.out.push_str(suffix);
         if !labels.is_empty() {
             self.out.push('{');
             for (index, (label, label_value)) in labels.iter().enumerate() {
@@ -157,6 +205,28 @@ fn is_label_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn histograms_have_cumulative_buckets_sum_and_count() {
+        let mut out = Exposition::new();
+        out.histogram(
+            "req_seconds",
+            "Request time.",
+            &[("endpoint", "get")],
+            &[(0.001, 2), (0.01, 5)],
+            0.034,
+            6,
+        );
+        assert_eq!(
+            out.finish(),
+            "# HELP req_seconds Request time.\n# TYPE req_seconds histogram\n\
+             req_seconds_bucket{endpoint=\"get\",le=\"0.001\"} 2\n\
+             req_seconds_bucket{endpoint=\"get\",le=\"0.01\"} 5\n\
+             req_seconds_bucket{endpoint=\"get\",le=\"+Inf\"} 6\n\
+             req_seconds_sum{endpoint=\"get\"} 0.034\n\
+             req_seconds_count{endpoint=\"get\"} 6\n"
+        );
+    }
 
     #[test]
     fn family_with_two_label_sets() {
