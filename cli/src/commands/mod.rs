@@ -4,6 +4,7 @@
 mod admin;
 mod bench;
 mod bus;
+mod docs;
 pub mod edge;
 mod login;
 mod logout;
@@ -59,6 +60,10 @@ enum Command {
     Modules(modules::ModulesArgs),
     /// Scaffold a new module crate in this workspace (`plant module new NAME`).
     Module(module_new::ModuleArgs),
+    /// Print shell completions for plant (bash, zsh, fish, …).
+    Completions(docs::CompletionsArgs),
+    /// Write plant's man pages into a directory.
+    Man(docs::ManArgs),
     /// Measure plantd against raw NATS baselines in one run.
     Bench(bench::BenchArgs),
     /// Create a hub's operator, accounts and bootstrap creds; get creds for services.
@@ -101,6 +106,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Edge(args) => args.run(&cli.global, &mut out).await,
         Command::Modules(args) => args.run(&cli.global, &mut out).await,
         Command::Module(args) => args.run(&mut out),
+        Command::Completions(args) => args.run(&mut out),
+        Command::Man(args) => args.run(&mut out),
         Command::Bench(args) => args.run(&cli.global, &mut out).await,
         Command::Admin(args) => args.run(&cli.global, &mut out).await,
         Command::Login(args) => args.run(&cli.global, &mut out).await,
