@@ -159,7 +159,7 @@ pub async fn connect_with_prefix(
                 }
             }
         })
-        .connect(url)
+        .connect(connection::server_list(url)?)
         .await
         .map_err(|source| ConnectError::Connect {
             url: url.to_string(),

@@ -39,6 +39,14 @@ pub enum ConnectError {
         /// The client error.
         source: async_nats::ConnectError,
     },
+    /// A server URL that cannot be used.
+    #[error("invalid NATS server URL {url:?}: {message}")]
+    BadUrl {
+        /// The URL.
+        url: String,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 /// Backoff between reconnect attempts: 50 ms doubling up to 5 s.
@@ -80,19 +88,46 @@ pub async fn connect(
     if mode == StartMode::RetryInBackground {
         options = options.retry_on_initial_connect();
     }
-    let client = options
-        .connect(url)
-        .await
-        .map_err(|source| ConnectError::Connect {
-            url: url.to_string(),
-            source,
-        })?;
+    let client =
+        options
+            .connect(server_list(url)?)
+            .await
+            .map_err(|source| ConnectError::Connect {
+                url: url.to_string(),
+                source,
+            })?;
     if let Some(h) = &health
         && client.connection_state() == async_nats::connection::State::Connected
     {
         h.set("nats", Status::Healthy, "connected");
     }
     Ok(client)
+}
+
+/// The servers of `url`: one URL, or several separated by commas (a cluster), each tried in
+/// turn on connect and reconnect.
+pub fn server_list(url: &str) -> Result<Vec<async_nats::ServerAddr>, ConnectError> {
+    url.split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(|u| {
+            u.parse::<async_nats::ServerAddr>()
+                .map_err(|err| ConnectError::BadUrl {
+                    url: u.to_string(),
+                    message: err.to_string(),
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .and_then(|list| {
+            if list.is_empty() {
+                Err(ConnectError::BadUrl {
+                    url: url.to_string(),
+                    message: "no server URL given".into(),
+                })
+            } else {
+                Ok(list)
+            }
+        })
 }
 
 /// Connects a service with its common settings.
@@ -159,6 +194,25 @@ fn on_event(client: &str, event: Event, health: Option<&Health>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_server_list_is_comma_separated() {
+        assert_eq!(server_list("nats://127.0.0.1:4222").unwrap().len(), 1);
+        assert_eq!(
+            server_list("nats://a:1, nats://b:2,nats://c:3")
+                .unwrap()
+                .len(),
+            3
+        );
+        assert!(matches!(
+            server_list(" , "),
+            Err(ConnectError::BadUrl { .. })
+        ));
+        assert!(matches!(
+            server_list("nats://a:notaport"),
+            Err(ConnectError::BadUrl { .. })
+        ));
+    }
 
     #[test]
     fn backoff_grows_and_is_capped() {

@@ -231,6 +231,14 @@ async fn a_missing_requirement_degrades_the_module_until_its_provider_serves() -
     Ok(())
 }
 
+/// Returns once the server has processed everything `client` sent before (its SUBs above all),
+/// so another connection's request finds the subscription. async-nats' `flush` only writes the
+/// socket; a request is a round trip through the server, which answers in order (here with
+/// `no responders`, at once).
+async fn server_has_seen(client: &Client) {
+    let _ = client.request("plantd.test.barrier", "".into()).await;
+}
+
 /// A stand-in provider on `subject` that counts requests and answers each with a 503.
 async fn failing_provider(
     client: &Client,
@@ -239,7 +247,7 @@ async fn failing_provider(
     let mut sub = client
         .queue_subscribe(subject.to_string(), "echo".into())
         .await?;
-    client.flush().await?;
+    server_has_seen(client).await;
     let received = Arc::new(AtomicU64::new(0));
     let count = Arc::clone(&received);
     let client = client.clone();
@@ -381,7 +389,7 @@ async fn retries_never_repeat_a_call_that_is_not_idempotent() -> anyhow::Result<
     let mut silent = client
         .queue_subscribe("plantd.echo.slow", "echo".into())
         .await?;
-    client.flush().await?;
+    server_has_seen(&client).await;
     let slow = plantd_schemas::echo::v1::SlowRequest { duration_ms: 1 };
     let started = Instant::now();
     let timed_out: Result<plantd_schemas::echo::v1::SlowReply, _> = needy

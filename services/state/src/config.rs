@@ -37,6 +37,8 @@ pub struct StateConfig {
     pub kv_bucket: String,
     /// Revisions the bucket keeps per key (1..=64).
     pub kv_history: i64,
+    /// Copies of the bucket a NATS cluster keeps (1, 3 or 5; 3 survives losing one server).
+    pub kv_replicas: usize,
     /// Most outbox rows the mirror publishes before waiting for their acks.
     pub mirror_window: usize,
 }
@@ -56,6 +58,7 @@ impl Default for StateConfig {
             max_batch: store.max_batch,
             kv_bucket: "plantd-state".into(),
             kv_history: 10,
+            kv_replicas: 1,
             mirror_window: 256,
         }
     }
@@ -85,6 +88,12 @@ impl StateConfig {
             problems.push(format!(
                 "kv_history is {}, it must be 1..=64",
                 self.kv_history
+            ));
+        }
+        if ![1, 3, 5].contains(&self.kv_replicas) {
+            problems.push(format!(
+                "kv_replicas is {}, it must be 1, 3 or 5",
+                self.kv_replicas
             ));
         }
         if self.mirror_window == 0 {

@@ -113,6 +113,7 @@ pub async fn run(config: StateConfig, shutdown: Shutdown) -> Result<(), ServeErr
             name: config.kv_bucket.clone(),
             history: config.kv_history,
             max_value_bytes: config.max_value_bytes,
+            replicas: config.kv_replicas,
         },
         reader: reader.clone(),
         writer: writer.clone(),

@@ -29,6 +29,8 @@ pub struct BucketSettings {
     pub history: i64,
     /// Largest value.
     pub max_value_bytes: usize,
+    /// Copies a NATS cluster keeps.
+    pub replicas: usize,
 }
 
 /// Room for the mirror's headers (`Nats-Msg-Id`, `Plantd-Change-Seq`, `Plantd-Db`,
@@ -65,6 +67,7 @@ pub async fn open(
             history: settings.history,
             max_value_size: i32::try_from(max_value_size).unwrap_or(i32::MAX),
             storage: jetstream::stream::StorageType::File,
+            num_replicas: settings.replicas,
             ..Default::default()
         })
         .await
