@@ -9,7 +9,8 @@
 #            (tests pass their debug build)
 # Layout inside (a prefix such as /usr/local): bin/, share/bash-completion/completions/plant,
 # share/zsh/site-functions/_plant, share/fish/vendor_completions.d/plant.fish,
-# share/man/man1/*.1, lib/systemd/system/, share/plantd/nats/, share/doc/plantd/.
+# share/man/man1/*.1, lib/systemd/system/, share/plantd/{nats,kubernetes,compose}/,
+# share/plantd/Dockerfile, share/doc/plantd/.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 out="$root/dist"
@@ -44,6 +45,7 @@ plant="$prefix/bin/plant"
 "$plant" man --dir "$prefix/share/man/man1" > /dev/null
 install -m 0644 deploy/systemd/* "$prefix/lib/systemd/system/"
 install -m 0644 nats/hub.conf.template "$prefix/share/plantd/nats/"
+cp -r deploy/kubernetes deploy/compose deploy/Dockerfile "$prefix/share/plantd/"
 cp -r README.md docs "$prefix/share/doc/plantd/"
 mkdir -p "$out"
 archive="$out/$name.tar.gz"

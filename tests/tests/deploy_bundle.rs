@@ -1,6 +1,8 @@
 //! The deployment bundle, checked offline: the systemd units pass `systemd-analyze verify`
-//! for every service instance and score as well hardened (`systemd-analyze security`), and
-//! `deploy/release.sh` makes one archive with the binaries, completions, man pages and units.
+//! for every service instance and score as well hardened (`systemd-analyze security`),
+//! `deploy/release.sh` makes one archive with the binaries, completions, man pages and units,
+//! and the Kubernetes and compose bundles pass third-party schema validation
+//! (tests/python/deploy_check.py: kubernetes-validate, the compose-spec schema).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -128,6 +130,8 @@ fn the_release_archive_holds_binaries_completions_man_pages_and_units() -> anyho
         "/lib/systemd/system/plantd-nats.service",
         "/lib/systemd/system/plantd.target",
         "/share/plantd/nats/hub.conf.template",
+        "/share/plantd/kubernetes/plantd.yaml",
+        "/share/plantd/compose/compose.yaml",
         "/share/doc/plantd/docs/deploy.md",
     ] {
         assert!(
@@ -136,5 +140,20 @@ fn the_release_archive_holds_binaries_completions_man_pages_and_units() -> anyho
         );
     }
     println!("{archive}: {} entries", files.lines().count());
+    Ok(())
+}
+
+#[tokio::test]
+async fn kubernetes_and_compose_bundles_validate() -> anyhow::Result<()> {
+    let deploy = deploy_dir();
+    plantd_tests::python::run_script(
+        "deploy_check.py",
+        &[deploy.to_str().context("UTF-8")?],
+        &[],
+        std::time::Duration::from_secs(120),
+        "deploy bundles valid",
+        &[],
+    )
+    .await?;
     Ok(())
 }
