@@ -70,6 +70,8 @@ pub async fn request_raw(
     payload: Bytes,
     timeout: Duration,
 ) -> Result<Message, CallError> {
+    let mut headers = headers;
+    crate::trace::inject_current(&mut headers);
     let request = async_nats::Request::new()
         .headers(headers)
         .payload(payload)

@@ -98,6 +98,9 @@ pub struct CommonConfig {
     pub log_ship: bool,
     /// Log records kept while NATS is unreachable; past that they are dropped and counted.
     pub log_ship_buffer: usize,
+    /// OpenTelemetry collector to export spans to (OTLP/HTTP base URL such as
+    /// `http://127.0.0.1:4318`); empty (the default) exports nothing.
+    pub otlp_endpoint: String,
 }
 
 impl Default for CommonConfig {
@@ -113,6 +116,7 @@ impl Default for CommonConfig {
             handler_timeout_ms: 30_000,
             log_ship: true,
             log_ship_buffer: crate::log_ship::DEFAULT_BUFFER,
+            otlp_endpoint: String::new(),
         }
     }
 }

@@ -34,5 +34,6 @@ pub mod sse;
 pub mod subjects;
 pub mod telemetry;
 pub mod timestamp;
+pub mod trace;
 
 pub use error::{ErrorCode, ServiceError};

@@ -200,7 +200,9 @@ where
         eprintln!("error: cannot install signal handlers: {err}");
         std::process::exit(1);
     }
-    if let Err(err) = run(config, shutdown).await {
+    let result = run(config, shutdown).await;
+    crate::trace::shutdown();
+    if let Err(err) = result {
         eprintln!("error: {err}");
         let code = match err {
             ServeError::Locked(crate::data_dir_lock::LockError::Held { .. }) => {

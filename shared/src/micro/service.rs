@@ -603,7 +603,16 @@ async fn handle(
         headers: msg.headers,
     };
     let encoding = ctx.encoding;
-    let span = tracing::debug_span!("request", endpoint = %endpoint.name, subject = %ctx.subject);
+    // A span exported when tracing is on (a child of the caller's `traceparent`); a debug
+    // span otherwise, which the usual `info` filter turns off.
+    let span = if crate::trace::enabled() {
+        let span =
+            tracing::info_span!("request", endpoint = %endpoint.name, subject = %ctx.subject);
+        crate::trace::set_parent_from(&span, ctx.headers.as_ref());
+        span
+    } else {
+        tracing::debug_span!("request", endpoint = %endpoint.name, subject = %ctx.subject)
+    };
     let handled = AssertUnwindSafe((endpoint.handler)(ctx, msg.payload))
         .catch_unwind()
         .instrument(span);

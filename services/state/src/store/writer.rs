@@ -38,8 +38,12 @@ type Reply = oneshot::Sender<OpResult>;
 
 /// What travels from the handles to the writer thread.
 enum Message {
-    /// An op and where to send its answer.
-    Op { op: WriteOp, reply: Reply },
+    /// An op, where to send its answer, and the caller's trace (`traceparent`) if traced.
+    Op {
+        op: WriteOp,
+        reply: Reply,
+        trace: Option<String>,
+    },
     /// Stop accepting ops; finish the queued ones and exit.
     Shutdown,
 }
@@ -100,7 +104,11 @@ impl WriteHandle {
         op.validate(&self.limits)?;
         let (reply, answer) = oneshot::channel();
         self.tx
-            .send(Message::Op { op, reply })
+            .send(Message::Op {
+                op,
+                reply,
+                trace: plantd_shared::trace::current_traceparent(),
+            })
             .await
             .map_err(|_| StoreError::Unavailable("the writer has stopped".to_owned()))?;
         answer.await.map_err(|_| {
@@ -274,6 +282,7 @@ pub(crate) fn spawn(
 struct Pending {
     op: WriteOp,
     reply: Reply,
+    trace: Option<String>,
 }
 
 /// The state owned by the writer thread.
@@ -310,7 +319,7 @@ impl Writer {
 
     fn take(&mut self, message: Message, batch: &mut Vec<Pending>) {
         match message {
-            Message::Op { op, reply } => batch.push(Pending { op, reply }),
+            Message::Op { op, reply, trace } => batch.push(Pending { op, reply, trace }),
             // Refuse new ops; those already queued are still received and applied.
             Message::Shutdown => self.rx.close(),
         }
@@ -324,6 +333,20 @@ impl Writer {
         };
         let count = batch.len();
         self.counters.ops.fetch_add(count as u64, Ordering::Relaxed);
+        // One span per traced op, in its caller's trace: the group commit and the KV publish
+        // that starts right after it (tracing off: none).
+        let _spans: Vec<tracing::Span> = batch
+            .iter()
+            .filter_map(|p| p.trace.as_deref())
+            .map(|traceparent| {
+                let span = tracing::info_span!("state.commit", group_size = count);
+                plantd_shared::trace::set_parent_from(
+                    &span,
+                    Some(&plantd_shared::trace::headers_with(traceparent)),
+                );
+                span
+            })
+            .collect();
         let results = match self.apply_all(&batch, ctx) {
             Ok(BatchCommitted {
                 results,
