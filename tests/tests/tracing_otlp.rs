@@ -3,7 +3,8 @@
 //!
 //! `plant` (with `PLANTD_OTLP_ENDPOINT`) sends the request with its span as `traceparent`; the
 //! state service (with `otlp_endpoint`) makes its request span a child of it and its group
-//! commit span a child of that. The collector decodes the OTLP protobuf export
+//! commit span a child of that, and the KV mirror's message carries the trace's `traceparent`.
+//! The collector decodes the OTLP protobuf export
 //! (`ExportTraceServiceRequest`, the fields read here are declared below) and the test checks
 //! the three spans share one trace and nest. Without the settings nothing is exported
 //! (`every_service_serves_prometheus_metrics` and the rest run with tracing off).
@@ -150,6 +151,37 @@ async fn a_state_set_is_one_trace_from_the_cli_to_the_commit() -> anyhow::Result
         );
     }
 
+    // The KV mirror's message carries the writer's trace, so a watcher can join it.
+    let js = async_nats::jetstream::new(client.clone());
+    let stream = js.get_stream("KV_plantd-state").await?;
+    let subject = format!(
+        "$KV.plantd-state.{}",
+        plantd_state::kvkey::encode("site1", "temp")
+    );
+    // Polled: the mirror may store the change just after the set's reply.
+    let (stream, subject) = (&stream, &subject);
+    let traceparent = eventually(Duration::from_secs(10), || async move {
+        let message = stream.get_last_raw_message_by_subject(subject).await?;
+        message
+            .headers
+            .get("traceparent")
+            .map(|v| v.as_str().to_string())
+            .ok_or_else(|| anyhow::anyhow!("no traceparent on {subject}"))
+    })
+    .await?;
+    println!("KV message {subject}: traceparent {traceparent}");
+    // `00-<trace id>-<span id>-<flags>`: the set's trace, which the spans must form.
+    let set_trace = traceparent
+        .split('-')
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(
+        set_trace.len(),
+        32,
+        "the KV message carries a traceparent: {traceparent:?}"
+    );
+
     // The state service exports on its batch interval (5 s by default).
     let trace = eventually(Duration::from_secs(30), || async {
         let spans = spans.lock().expect("spans").clone();
@@ -158,10 +190,11 @@ async fn a_state_set_is_one_trace_from_the_cli_to_the_commit() -> anyhow::Result
             .find(|s| {
                 s.0 == "plant"
                     && s.1 == "plant"
+                    && s.2 == set_trace
                     && spans.iter().any(|c| c.1 == "state.commit" && c.2 == s.2)
             })
             .cloned()
-            .ok_or_else(|| anyhow::anyhow!("no complete trace yet: {spans:?}"))?;
+            .ok_or_else(|| anyhow::anyhow!("no complete trace {set_trace} yet: {spans:?}"))?;
         let in_trace: Vec<Received> = spans.into_iter().filter(|s| s.2 == root.2).collect();
         anyhow::Ok(in_trace)
     })

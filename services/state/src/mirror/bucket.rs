@@ -96,6 +96,10 @@ fn message(db_id: &str, row: &OutboxRow) -> PublishMessage {
     let mut headers = HeaderMap::new();
     headers.insert(CHANGE_SEQ_HEADER, row.seq.to_string().as_str());
     headers.insert(DB_HEADER, db_id);
+    if let Some(traceparent) = &row.trace {
+        // Watchers can join the writer's trace.
+        headers.insert("traceparent", traceparent.as_str());
+    }
     let payload = match row.op {
         OutboxOp::Put => row.value.clone().unwrap_or_default().into_bytes().into(),
         OutboxOp::Del => {

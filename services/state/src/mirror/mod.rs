@@ -606,6 +606,7 @@ fn correction(
         },
         value: entry.map(|e| e.value.clone()),
         version: entry.map_or(0, |e| e.version),
+        trace: None,
     }
 }
 

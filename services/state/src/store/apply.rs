@@ -135,6 +135,7 @@ fn set(
             op: OutboxOp::Put,
             value: Some(value.to_owned()),
             version,
+            trace: None,
         }),
     })
 }
@@ -177,6 +178,7 @@ fn delete(
             op: OutboxOp::Del,
             value: None,
             version: last_version,
+            trace: None,
         }),
     })
 }

@@ -223,6 +223,7 @@ mod tests {
             op: OutboxOp::Put,
             value: Some(value.into()),
             version: 1,
+            trace: None,
         }
     }
 

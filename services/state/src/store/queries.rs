@@ -193,6 +193,7 @@ pub(crate) fn outbox_after(
                 op,
                 value,
                 version,
+                trace: None,
             })
         })
         .collect()

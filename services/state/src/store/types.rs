@@ -202,4 +202,7 @@ pub struct OutboxRow {
     pub value: Option<String>,
     /// The key's version after a put; for a delete, the version the key had when deleted.
     pub version: u64,
+    /// The writing request's `traceparent`, when tracing is on; in memory only (a row read
+    /// back from the outbox has none), so only the writer's early publish carries it.
+    pub trace: Option<String>,
 }

@@ -402,7 +402,10 @@ impl Writer {
                         .commit()
                         .map_err(|e| StoreError::sqlite("releasing a savepoint", &e))?;
                     last_seq = last_seq.max(applied.last_outbox_seq);
-                    rows.extend(applied.row);
+                    rows.extend(applied.row.map(|row| OutboxRow {
+                        trace: pending.trace.clone(),
+                        ..row
+                    }));
                     results.push(Ok(applied.outcome));
                 }
                 Err(err) => {
