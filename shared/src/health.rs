@@ -15,6 +15,8 @@ use std::{
 use axum::{Json, Router, extract::State, http::StatusCode, routing::get};
 use serde_json::{Value, json};
 
+use tokio::sync::watch;
+
 use crate::shutdown::Shutdown;
 
 /// The state of one check or of the whole service.
@@ -40,9 +42,20 @@ impl Status {
 }
 
 /// A service's named checks. Cheap to clone; all clones share state.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Health {
     checks: Arc<Mutex<BTreeMap<String, (Status, String)>>>,
+    /// The overall state and its reason, sent on every change ([`Health::changes`]).
+    overall: Arc<watch::Sender<(Status, String)>>,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Health {
+            checks: Arc::default(),
+            overall: Arc::new(watch::channel((Status::Healthy, String::new())).0),
+        }
+    }
 }
 
 impl Health {
@@ -60,9 +73,15 @@ impl Health {
             .lock()
             .expect("health lock is never poisoned: no panics while held");
         let first = checks.is_empty();
-        let before = worst(&checks);
         checks.insert(check.to_string(), (status, reason.clone()));
-        let after = worst(&checks);
+        let now = overall_of(&checks);
+        let before = self.overall.borrow().0;
+        let after = now.0;
+        self.overall.send_if_modified(|current| {
+            let modified = *current != now;
+            *current = now;
+            modified
+        });
         if before != after && !first {
             if after > before {
                 tracing::warn!(
@@ -84,17 +103,15 @@ impl Health {
         }
     }
 
+    /// The overall state and its reason now and at every change, for whoever reports them
+    /// (the module registry's heartbeat).
+    pub fn changes(&self) -> watch::Receiver<(Status, String)> {
+        self.overall.subscribe()
+    }
+
     /// The worst check and its reason (`Healthy`, "" when there are no checks).
     pub fn overall(&self) -> (Status, String) {
-        let checks = self
-            .checks
-            .lock()
-            .expect("health lock is never poisoned: no panics while held");
-        checks
-            .iter()
-            .max_by_key(|(_, (status, _))| *status)
-            .map(|(name, (status, reason))| (*status, format!("{name}: {reason}")))
-            .unwrap_or((Status::Healthy, String::new()))
+        self.overall.borrow().clone()
     }
 
     /// The `/healthz` JSON document.
@@ -117,26 +134,18 @@ impl Health {
     }
 }
 
-fn worst(checks: &BTreeMap<String, (Status, String)>) -> Status {
+/// The worst check, as `name: reason`.
+fn overall_of(checks: &BTreeMap<String, (Status, String)>) -> (Status, String) {
     checks
-        .values()
-        .map(|(status, _)| *status)
-        .max()
-        .unwrap_or(Status::Healthy)
+        .iter()
+        .max_by_key(|(_, (status, _))| *status)
+        .map(|(name, (status, reason))| (*status, format!("{name}: {reason}")))
+        .unwrap_or((Status::Healthy, String::new()))
 }
 
-/// Serves `GET /healthz` on `listen` until shutdown; returns the bound address.
+/// Serves `GET /healthz` on `listen`, with the service's own `routes` (`/metrics`) on the same
+/// port, until shutdown; returns the bound address.
 pub async fn serve(
-    listen: &str,
-    health: Health,
-    shutdown: Shutdown,
-) -> std::io::Result<SocketAddr> {
-    serve_with(listen, health, Router::new(), shutdown).await
-}
-
-/// [`serve`] plus the service's own `routes` on the same port (the metric module's
-/// `/metrics`).
-pub async fn serve_with(
     listen: &str,
     health: Health,
     routes: Router,
@@ -219,6 +228,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn changes_report_the_overall_state_only_when_it_changes() {
+        let h = Health::new();
+        let mut changes = h.changes();
+        h.set("nats", Status::Healthy, "connected");
+        assert!(changes.has_changed().unwrap());
+        assert_eq!(
+            *changes.borrow_and_update(),
+            (Status::Healthy, "nats: connected".to_string())
+        );
+        h.set("nats", Status::Healthy, "connected");
+        assert!(
+            !changes.has_changed().unwrap(),
+            "the same state is no change"
+        );
+        h.set("requires", Status::Degraded, "waiting for echo@^0.1");
+        assert_eq!(
+            *changes.borrow_and_update(),
+            (
+                Status::Degraded,
+                "requires: waiting for echo@^0.1".to_string()
+            )
+        );
+        assert_eq!(h.overall().0, Status::Degraded);
+    }
+
+    #[test]
     fn overall_is_the_worst_check() {
         let h = Health::new();
         assert_eq!(h.overall().0, Status::Healthy);
@@ -238,7 +273,7 @@ mod tests {
     async fn healthz_serves_json_and_503_when_failing() {
         let h = Health::new();
         let shutdown = Shutdown::new();
-        let addr = serve("127.0.0.1:0", h.clone(), shutdown.clone())
+        let addr = serve("127.0.0.1:0", h.clone(), Router::new(), shutdown.clone())
             .await
             .unwrap();
         let get = |addr: SocketAddr| async move {

@@ -101,35 +101,23 @@ pub struct ServiceProcess {
 }
 
 impl ServiceProcess {
-    /// Initialises logging, serves `/healthz` and connects to NATS (retrying in the
-    /// background, so a service may start before its server).
+    /// Initialises logging, serves `/healthz` and `/metrics` and connects to NATS (retrying in
+    /// the background, so a service may start before its server).
     pub async fn start(
         service: &str,
         common: &CommonConfig,
         shutdown: Shutdown,
     ) -> Result<ServiceProcess, ServeError> {
-        ServiceProcess::start_with_routes(service, common, axum::Router::new(), shutdown).await
-    }
-
-    /// [`ServiceProcess::start`], serving the service's own HTTP `routes` beside `/healthz` and
-    /// `/metrics`.
-    pub async fn start_with_routes(
-        service: &str,
-        common: &CommonConfig,
-        routes: axum::Router,
-        shutdown: Shutdown,
-    ) -> Result<ServiceProcess, ServeError> {
         let log_shipper = crate::telemetry::init_service(service, common);
         let health = Health::new();
         let metrics = crate::metrics::Metrics::new(service);
-        let routes = routes.merge(metrics.routes());
         let health_addr = if common.health_listen.is_empty() {
             None
         } else {
-            let addr = crate::health::serve_with(
+            let addr = crate::health::serve(
                 &common.health_listen,
                 health.clone(),
-                routes,
+                metrics.routes(),
                 shutdown.clone(),
             )
             .await

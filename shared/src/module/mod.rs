@@ -166,23 +166,11 @@ impl Module {
         common: &CommonConfig,
         shutdown: Shutdown,
     ) -> Result<Module, ServeError> {
-        Module::start_with_routes(spec, config, common, axum::Router::new(), shutdown).await
-    }
-
-    /// [`Module::start`], serving `routes` beside `/healthz`.
-    pub async fn start_with_routes(
-        spec: ModuleSpec,
-        config: &ModuleConfig,
-        common: &CommonConfig,
-        routes: axum::Router,
-        shutdown: Shutdown,
-    ) -> Result<Module, ServeError> {
         ServeError::check_config(&config.problems())?;
         let spec = spec
             .requires(&config.requires)
             .map_err(|err| ServeError::Setup(format!("invalid configuration: {err}")))?;
-        let process =
-            ServiceProcess::start_with_routes(&spec.name, common, routes, shutdown).await?;
+        let process = ServiceProcess::start(&spec.name, common, shutdown).await?;
         let module = Module {
             process,
             spec,
@@ -387,10 +375,9 @@ async fn heartbeat(module: Arc<Module>, stop: CancellationToken) {
     let js = module.jetstream();
     let ttl = module.config.ttl();
     let every = ttl / 3;
-    let mut last_health: Option<(String, String)>;
+    let mut health = module.process.health.changes();
     loop {
         let declaration = module.declaration();
-        let health = (declaration.health.clone(), declaration.reason.clone());
         let mut written = registry::write(&js, &declaration, ttl).await;
         if let Err(registry::RegistryError::Missing(_)) = &written {
             written = match registry::ensure_bucket(&js).await {
@@ -408,22 +395,14 @@ async fn heartbeat(module: Arc<Module>, stop: CancellationToken) {
                     .set("registry", Status::Degraded, err.to_string());
             }
         }
-        last_health = Some(health);
-        // Health changes are checked often (cheap, local); the entry is rewritten when it
-        // changed or the heartbeat is due.
-        let due = tokio::time::Instant::now() + every;
-        loop {
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = module.changed.notified() => break,
-                _ = tokio::time::sleep_until(due) => break,
-                _ = tokio::time::sleep(Duration::from_millis(250)) => {
-                    let (status, reason) = module.process.health.overall();
-                    if last_health.as_ref() != Some(&(status.as_str().to_string(), reason)) {
-                        break;
-                    }
-                }
-            }
+        // What was just written is seen; the entry is rewritten when health or the phase
+        // changes, or when the heartbeat is due.
+        health.borrow_and_update();
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = module.changed.notified() => {}
+            _ = health.changed() => {}
+            _ = tokio::time::sleep(every) => {}
         }
     }
 }
