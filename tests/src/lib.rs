@@ -12,7 +12,8 @@
 //! - [`eventually`]: wait for a condition by polling against a deadline, because fixed sleeps
 //!   make tests slow where the machine is fast and flaky where it is slow;
 //! - [`python::run_script`]: run a third-party client script of `tests/python/`;
-//! - [`Relay`]: a TCP link a test can cut and restore (edge sites offline).
+//! - [`Relay`]: a TCP link a test can cut and restore (edge sites offline);
+//! - [`tls::self_signed_cert`]: a certificate for a TLS listener under test.
 //!
 //! Every test owns its temp dirs and its servers, so tests run in parallel without sharing a port
 //! or a store. Waiting is always "poll every [`POLL_INTERVAL`] until a deadline".
@@ -26,6 +27,7 @@ mod process;
 pub mod python;
 mod relay;
 mod server_events;
+pub mod tls;
 
 use std::time::Duration;
 

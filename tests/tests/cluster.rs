@@ -32,12 +32,6 @@ const SCOPE: &str = "site1";
 /// Each writer's pace.
 const PACE: Duration = Duration::from_millis(50);
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 /// Node `i` of a cluster whose route ports are `routes`.
 fn node_template(i: usize, routes: &[u16]) -> String {
     let urls: Vec<String> = routes
@@ -68,8 +62,8 @@ struct Sample {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_node_dies_under_load_and_no_acknowledged_write_is_lost() -> anyhow::Result<()> {
     let routes: Vec<u16> = (0..NODES)
-        .map(|_| free_port())
-        .collect::<anyhow::Result<_>>()?;
+        .map(|_| plantd_shared::nats_server::free_port())
+        .collect::<std::io::Result<_>>()?;
     let mut nodes = Vec::new();
     for i in 0..NODES {
         nodes.push(NatsServer::start_with_template(&node_template(i, &routes)).await?);

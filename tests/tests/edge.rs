@@ -25,12 +25,6 @@ const OUTAGE: Duration = Duration::from_secs(35);
 const TELEMETRY: &str = "plantd.bus.data.site1.line1.temp";
 const EVERY: Duration = Duration::from_millis(20);
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 async fn connect(url: &str, creds: &std::path::Path) -> anyhow::Result<async_nats::Client> {
     Ok(plantd_shared::creds::auth_options(creds.to_path_buf())
         .connection_timeout(Duration::from_secs(5))
@@ -76,7 +70,7 @@ async fn hub_last(hub: &async_nats::Client) -> Option<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_site_works_offline_and_the_hub_catches_up_losslessly() -> anyhow::Result<()> {
-    let leaf_port = free_port()?;
+    let leaf_port = plantd_shared::nats_server::free_port()?;
     let leaf = format!("127.0.0.1:{leaf_port}");
     let hub = Hub::start(&["--no-http", "--leaf-listen", &leaf]).await?;
     let relay = Relay::start(leaf_port).await?;
@@ -318,34 +312,9 @@ async fn a_site_works_offline_and_the_hub_catches_up_losslessly() -> anyhow::Res
     Ok(())
 }
 
-/// A self-signed certificate for 127.0.0.1 (its own CA): `(cert, key)` in `dir`.
+/// A self-signed certificate for 127.0.0.1 (its own CA): `(cert, key)` paths in `dir`.
 async fn self_signed(dir: &std::path::Path, name: &str) -> anyhow::Result<(String, String)> {
-    let (cert, key) = (
-        dir.join(format!("{name}.pem")),
-        dir.join(format!("{name}-key.pem")),
-    );
-    let made = tokio::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-        ])
-        .args(["-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"])
-        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .await?;
-    anyhow::ensure!(
-        made.status.success(),
-        "openssl: {}",
-        String::from_utf8_lossy(&made.stderr)
-    );
+    let (cert, key) = plantd_tests::tls::self_signed_cert(dir, name).await?;
     Ok((
         cert.to_str().context("UTF-8")?.to_owned(),
         key.to_str().context("UTF-8")?.to_owned(),
@@ -386,7 +355,7 @@ async fn a_site_links_over_tls_only_with_the_hubs_ca() -> anyhow::Result<()> {
     let certs = tempfile::tempdir()?;
     let (cert, key) = self_signed(certs.path(), "hub").await?;
     let (other_ca, _) = self_signed(certs.path(), "other").await?;
-    let leaf_port = free_port()?;
+    let leaf_port = plantd_shared::nats_server::free_port()?;
     let leaf = format!("127.0.0.1:{leaf_port}");
     let hub = Hub::start(&[
         "--no-http",

@@ -37,7 +37,7 @@ pub async fn start(
     extra_sets: &[String],
 ) -> anyhow::Result<(ServiceChild, String)> {
     let port = match port {
-        0 => free_port()?,
+        0 => plantd_shared::nats_server::free_port().context("cannot find a free port")?,
         port => port,
     };
     let listen = format!("127.0.0.1:{port}");
@@ -76,10 +76,4 @@ pub async fn start(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-/// A port free on 127.0.0.1 now.
-fn free_port() -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("cannot find a free port")?;
-    Ok(listener.local_addr()?.port())
 }

@@ -35,26 +35,14 @@ pub async fn run(
     loop {
         if link.snapshot().up {
             match sync_once(&client, &sys, applied.as_deref()).await {
-                Ok(Some(jwt)) => {
-                    tracing::info!(
-                        "applied the hub's account jwt (revocations) to this site's server"
-                    );
-                    applied = Some(jwt);
-                    link.state
-                        .lock()
-                        .expect("link lock is never poisoned")
-                        .account_synced = Some(timestamp::now());
-                    health.set(
-                        "account",
-                        Status::Healthy,
-                        "the hub's account jwt is applied",
-                    );
-                }
-                Ok(None) => {
-                    link.state
-                        .lock()
-                        .expect("link lock is never poisoned")
-                        .account_synced = Some(timestamp::now());
+                Ok(new) => {
+                    if let Some(jwt) = new {
+                        tracing::info!(
+                            "applied the hub's account jwt (revocations) to this site's server"
+                        );
+                        applied = Some(jwt);
+                    }
+                    link.update(|s| s.account_synced = Some(timestamp::now()));
                     health.set(
                         "account",
                         Status::Healthy,

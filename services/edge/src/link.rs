@@ -70,7 +70,8 @@ impl Link {
             .clone()
     }
 
-    fn update(&self, f: impl FnOnce(&mut LinkState)) {
+    /// Changes its state.
+    pub fn update(&self, f: impl FnOnce(&mut LinkState)) {
         f(&mut self
             .state
             .lock()

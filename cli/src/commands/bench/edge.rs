@@ -51,9 +51,7 @@ pub async fn catchup_pair(label: String) -> anyhow::Result<Pair> {
     let dir = tempfile::Builder::new()
         .prefix("plant-bench-edge-")
         .tempdir()?;
-    let leaf_port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
+    let leaf_port = nats_server::free_port()?;
     let mut hub_options = nats_server::Options::new(dir.path().join("hub"));
     hub_options.extra_config =
         format!("leafnodes {{\n  listen: \"127.0.0.1:{leaf_port}\"\n  no_advertise: true\n}}\n");
@@ -155,8 +153,10 @@ struct Backlog {
     servers: Arc<Servers>,
 }
 
+/// Messages `stream` holds.
 async fn messages(client: &Client, stream: &str) -> Result<u64, String> {
-    Ok(streams::status(client, stream).await.messages)
+    let info = streams::api(client, format!("$JS.API.STREAM.INFO.{stream}"), &json!({})).await?;
+    Ok(info["state"]["messages"].as_u64().unwrap_or(0))
 }
 
 fn catch_up(path: Backlog) -> super::load::Round {
